@@ -1,0 +1,20 @@
+//! Schema migrations. Triggers and functions live here as SQL, each with a comment naming the
+//! invariant it keeps.
+
+pub use sea_orm_migration::MigrationStatus;
+pub use sea_orm_migration::prelude::*;
+
+mod m20261201_000001_kernel;
+mod m20261201_000002_identity;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261201_000001_kernel::Migration),
+            Box::new(m20261201_000002_identity::Migration),
+        ]
+    }
+}

@@ -1,0 +1,367 @@
+//! Typed configuration, layered: defaults -> optional TOML file -> `GUILDHALL_*` environment.
+//!
+//! Every setting has one flat key; its environment name is `GUILDHALL_` + the key in upper case
+//! (`bind` <-> `GUILDHALL_BIND`). A missing or invalid setting fails with one line naming it.
+//! Imports nothing internal.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// A value that never prints itself (Debug and Display are redacted).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub secret: Secret<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// `GUILDHALL_RATE_LIMITS=off` disables every limit (load tests, trusted deployments).
+    pub enabled: bool,
+    /// Login + register attempts per client IP per minute.
+    pub auth_per_ip_per_min: u32,
+    /// Login attempts per username per minute (slows password guessing against one account).
+    pub auth_per_username_per_min: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: Secret<String>,
+    pub database_max_connections: u32,
+    /// `None` = single-node mode: in-process bus, rate limits and caches.
+    pub redis_url: Option<Secret<String>>,
+    /// Prefix of every Redis key and channel, so deployments (and parallel tests) can share a Redis.
+    pub redis_prefix: String,
+    pub jwt: JwtConfig,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub auto_migrate: bool,
+    pub rate_limits: RateLimitConfig,
+    /// Browser origins allowed by CORS; empty = no CORS headers; `*` = any origin.
+    pub cors_origins: Vec<String>,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    /// Take the client IP from the last `X-Forwarded-For` entry (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// One clear line naming the setting, e.g. `GUILDHALL_BIND: "x" is not a socket address`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+const KEYS: &[&str] = &[
+    "bind",
+    "database_url",
+    "database_max_connections",
+    "redis_url",
+    "redis_prefix",
+    "jwt_secret",
+    "jwt_issuer",
+    "jwt_audience",
+    "access_token_ttl_s",
+    "refresh_token_ttl_s",
+    "log",
+    "log_format",
+    "auto_migrate",
+    "rate_limits",
+    "rate_limit_auth_per_ip_per_min",
+    "rate_limit_auth_per_username_per_min",
+    "cors_origins",
+    "request_timeout_s",
+    "body_limit_bytes",
+    "trust_forwarded_for",
+];
+
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+fn env_name(key: &str) -> String {
+    format!("GUILDHALL_{}", key.to_ascii_uppercase())
+}
+
+fn error(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: env_name(key),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads the optional TOML file, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut raw = match file {
+            Some(path) => read_toml(path)?,
+            None => BTreeMap::new(),
+        };
+        overlay_env(&mut raw, std::env::vars());
+        Self::from_raw(&raw)
+    }
+
+    /// Builds from `key -> value` pairs (keys as in the TOML file); used by tests and `load`.
+    pub fn from_raw(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        if let Some(unknown) = raw.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(error(unknown, "unknown setting"));
+        }
+        let get = |key: &str| raw.get(key).map(String::as_str).filter(|v| !v.is_empty());
+        let jwt_secret = required(get("jwt_secret"), "jwt_secret")?;
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(error(
+                "jwt_secret",
+                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            ));
+        }
+        Ok(Self {
+            bind: parse_or(get("bind"), "bind", "127.0.0.1:8080".parse().unwrap())?,
+            database_url: Secret(database_url(get("database_url"))?),
+            database_max_connections: positive(get("database_max_connections"), "database_max_connections", 20)?,
+            redis_url: get("redis_url").map(|u| redis_url(u).map(Secret)).transpose()?,
+            redis_prefix: get("redis_prefix").unwrap_or("gh:").to_owned(),
+            jwt: JwtConfig {
+                secret: Secret(jwt_secret.to_owned()),
+                issuer: get("jwt_issuer").unwrap_or("guildhall").to_owned(),
+                audience: get("jwt_audience").unwrap_or("guildhall-clients").to_owned(),
+                access_ttl: Duration::from_secs(positive(get("access_token_ttl_s"), "access_token_ttl_s", 900)?),
+                refresh_ttl: Duration::from_secs(positive(
+                    get("refresh_token_ttl_s"),
+                    "refresh_token_ttl_s",
+                    30 * 24 * 3600,
+                )?),
+            },
+            log: get("log").unwrap_or("info,sqlx=warn").to_owned(),
+            log_format: match get("log_format").unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => return Err(error("log_format", format!("{other:?} is not text or json"))),
+            },
+            auto_migrate: flag(get("auto_migrate"), "auto_migrate", false)?,
+            rate_limits: RateLimitConfig {
+                enabled: flag(get("rate_limits"), "rate_limits", true)?,
+                auth_per_ip_per_min: positive(get("rate_limit_auth_per_ip_per_min"), "rate_limit_auth_per_ip_per_min", 60)?,
+                auth_per_username_per_min: positive(
+                    get("rate_limit_auth_per_username_per_min"),
+                    "rate_limit_auth_per_username_per_min",
+                    10,
+                )?,
+            },
+            cors_origins: cors_origins(get("cors_origins"))?,
+            request_timeout: Duration::from_secs(positive(get("request_timeout_s"), "request_timeout_s", 30)?),
+            body_limit_bytes: positive(get("body_limit_bytes"), "body_limit_bytes", 1024 * 1024)?,
+            trust_forwarded_for: flag(get("trust_forwarded_for"), "trust_forwarded_for", false)?,
+        })
+    }
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_error = |problem: String| ConfigError {
+        setting: format!("--config {}", path.display()),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| format!("{v:?}")))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => return Err(error(&key, format!("unsupported TOML value {other:?}"))),
+            };
+            Ok((key, text))
+        })
+        .collect()
+}
+
+/// Environment wins over the file. Only known keys are taken from the environment, so unrelated
+/// `GUILDHALL_*` variables (for example the test suite's) do not break start-up.
+pub fn overlay_env(raw: &mut BTreeMap<String, String>, vars: impl Iterator<Item = (String, String)>) {
+    for (name, value) in vars {
+        let Some(key) = name.strip_prefix("GUILDHALL_") else { continue };
+        let key = key.to_ascii_lowercase();
+        if KEYS.contains(&key.as_str()) {
+            raw.insert(key, value);
+        }
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, key: &str) -> Result<&'a str, ConfigError> {
+    value.ok_or_else(|| error(key, "required but not set"))
+}
+
+fn parse_or<T: std::str::FromStr>(value: Option<&str>, key: &str, default: T) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| error(key, format!("{v:?} is not valid here"))),
+    }
+}
+
+fn positive<T>(value: Option<&str>, key: &str, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+{
+    let parsed: T = parse_or(value, key, default)?;
+    if parsed <= T::default() {
+        return Err(error(key, "must be a positive number"));
+    }
+    Ok(parsed)
+}
+
+fn flag(value: Option<&str>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "on" | "yes") => Ok(true),
+        Some("0" | "false" | "off" | "no") => Ok(false),
+        Some(other) => Err(error(key, format!("{other:?} is not on/off/true/false"))),
+    }
+}
+
+fn database_url(value: Option<&str>) -> Result<String, ConfigError> {
+    let url = required(value, "database_url")?;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(error("database_url", "must start with postgres:// or postgresql://"));
+    }
+    Ok(url.to_owned())
+}
+
+fn redis_url(url: &str) -> Result<String, ConfigError> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+        return Err(error("redis_url", "must start with redis:// (or be unset for single-node mode)"));
+    }
+    Ok(url.to_owned())
+}
+
+fn cors_origins(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for origin in &origins {
+        let valid = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+        if !valid || origin.ends_with('/') {
+            return Err(error("cors_origins", format!("{origin:?} is not an origin like https://app.example")));
+        }
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BTreeMap<String, String> {
+        [
+            ("database_url", "postgres://u@localhost/db"),
+            ("jwt_secret", "0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = Config::from_raw(&base()).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.jwt.access_ttl, Duration::from_secs(900));
+        assert_eq!(config.jwt.refresh_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert!(config.redis_url.is_none());
+        assert!(config.rate_limits.enabled);
+        assert!(!config.auto_migrate);
+    }
+
+    #[test]
+    fn each_error_names_its_setting() {
+        let cases = [
+            ("bind", "not-an-address", "GUILDHALL_BIND"),
+            ("database_url", "mysql://x", "GUILDHALL_DATABASE_URL"),
+            ("redis_url", "http://x", "GUILDHALL_REDIS_URL"),
+            ("jwt_secret", "short", "GUILDHALL_JWT_SECRET"),
+            ("access_token_ttl_s", "0", "GUILDHALL_ACCESS_TOKEN_TTL_S"),
+            ("rate_limits", "maybe", "GUILDHALL_RATE_LIMITS"),
+            ("cors_origins", "example.com", "GUILDHALL_CORS_ORIGINS"),
+            ("log_format", "xml", "GUILDHALL_LOG_FORMAT"),
+            ("no_such_key", "1", "GUILDHALL_NO_SUCH_KEY"),
+        ];
+        for (key, value, setting) in cases {
+            let mut raw = base();
+            raw.insert(key.to_owned(), value.to_owned());
+            let err = Config::from_raw(&raw).unwrap_err();
+            assert_eq!(err.setting, setting, "{key}={value}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn missing_required_settings_are_named() {
+        for key in ["database_url", "jwt_secret"] {
+            let mut raw = base();
+            raw.remove(key);
+            let err = Config::from_raw(&raw).unwrap_err();
+            assert_eq!(err.setting, env_name(key));
+            assert!(err.problem.contains("required"));
+        }
+    }
+
+    #[test]
+    fn env_overrides_file_and_ignores_unrelated_names() {
+        let mut raw = base();
+        raw.insert("bind".into(), "127.0.0.1:1".into());
+        let vars = [
+            ("GUILDHALL_BIND".to_owned(), "127.0.0.1:2".to_owned()),
+            ("GUILDHALL_TEST_DATABASE_URL".to_owned(), "x".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        overlay_env(&mut raw, vars.into_iter());
+        assert_eq!(Config::from_raw(&raw).unwrap().bind.port(), 2);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config::from_raw(&base()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("0123456789abcdef"));
+        assert!(!debug.contains("postgres://u@localhost"));
+    }
+}

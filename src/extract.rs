@@ -1,0 +1,207 @@
+//! Request extractors whose rejections are `AppError`s (problem+json naming the fields), plus
+//! the client IP. Kernel: imports only `error` and `config`-free std/axum items.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+
+/// JSON body extractor: 415 without a JSON content type, 413 past the body limit,
+/// 400 for malformed JSON, 422 naming the field for a missing field or a wrong type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(&req) {
+            return Err(AppError::UnsupportedMediaType(
+                "expected Content-Type: application/json".to_owned(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn has_json_content_type(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn body_rejection(rejection: BytesRejection) -> AppError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge("request body exceeds the size limit".to_owned())
+    } else {
+        AppError::BadRequest {
+            detail: rejection.body_text(),
+            fields: vec![FieldError::new("body", "could not be read")],
+        }
+    }
+}
+
+/// Parses JSON, reporting the path of the first offending field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let field = if path == "." { "body".to_owned() } else { path };
+        let message = inner.to_string();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                // serde reports a missing field at its parent; name the field itself.
+                let field = missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
+                AppError::Validation(vec![FieldError::new(field, message)])
+            }
+            _ => AppError::BadRequest {
+                detail: format!("malformed JSON: {message}"),
+                fields: vec![FieldError::new(field, message)],
+            },
+        }
+    })
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+fn join_path(parent: &str, name: &str) -> String {
+    if parent == "body" { name.to_owned() } else { format!("{parent}.{name}") }
+}
+
+/// Path parameters; a value of the wrong shape (e.g. not a UUID) is a 422 naming the parameter.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|rejection: PathRejection| {
+                let field = match &rejection {
+                    PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                        axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
+                        | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                        _ => "path".to_owned(),
+                    },
+                    _ => "path".to_owned(),
+                };
+                AppError::field(&field, rejection.body_text())
+            })
+    }
+}
+
+/// Query string; bad values are a 422 naming `query`.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|rejection: QueryRejection| AppError::field("query", rejection.body_text()))
+    }
+}
+
+/// Whether `X-Forwarded-For` is trusted; inserted as a request extension by the app.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustForwardedFor(pub bool);
+
+/// The client's IP: the socket peer, or the last `X-Forwarded-For` hop when behind a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let trusted = parts.extensions.get::<TrustForwardedFor>().is_some_and(|t| t.0);
+        if trusted {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|ip| ip.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return Ok(Self(ip));
+            }
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(Self(peer.unwrap_or(IpAddr::from([127, 0, 0, 1]))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        size: u32,
+    }
+
+    fn fields(err: AppError) -> (u16, Vec<String>) {
+        let problem = err.problem();
+        (problem.status, problem.errors.into_iter().map(|f| f.field).collect())
+    }
+
+    #[test]
+    fn names_missing_and_mistyped_fields() {
+        assert_eq!(fields(parse_json::<Body>(br#"{"inner":{"size":1}}"#).unwrap_err()), (422, vec!["name".into()]));
+        assert_eq!(
+            fields(parse_json::<Body>(br#"{"name":"a","inner":{"size":"x"}}"#).unwrap_err()),
+            (422, vec!["inner.size".into()])
+        );
+        assert_eq!(fields(parse_json::<Body>(br#"{"name":"a","inner":{}}"#).unwrap_err()), (422, vec!["inner.size".into()]));
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        assert_eq!(parse_json::<Body>(b"{\"name\":").unwrap_err().problem().status, 400);
+        assert_eq!(parse_json::<Body>(b"").unwrap_err().problem().status, 400);
+    }
+}

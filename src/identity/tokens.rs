@@ -1,0 +1,141 @@
+//! Access tokens (HS256 JWT, algorithm pinned, every spec claim required) and opaque refresh
+//! tokens (random, only their SHA-256 is stored).
+
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::JwtConfig;
+
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_S: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+    /// The login session (refresh-token family) this token belongs to.
+    #[serde(default)]
+    pub sid: Option<Uuid>,
+}
+
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("access token expired")]
+    Expired,
+    #[error("access token not valid yet")]
+    NotYetValid,
+    #[error("access token invalid")]
+    Invalid,
+}
+
+impl TokenService {
+    pub fn new(config: &JwtConfig) -> Self {
+        let secret = config.secret.expose().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_S;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl: config.access_ttl,
+            refresh_ttl: config.refresh_ttl,
+        }
+    }
+
+    /// Signs an access token for `user_id` in session `session_id`.
+    pub fn issue_access(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<String> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: user_id,
+            iat: now,
+            nbf: now,
+            exp: now + self.access_ttl.as_secs(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sid: Some(session_id),
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+/// A fresh opaque refresh token: 256 random bits, base64url.
+pub fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn service(secret: &str) -> TokenService {
+        TokenService::new(&JwtConfig {
+            secret: Secret::new(secret.to_owned()),
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            access_ttl: Duration::from_secs(60),
+            refresh_ttl: Duration::from_secs(600),
+        })
+    }
+
+    #[test]
+    fn round_trip_and_foreign_key_rejected() {
+        let ours = service("0123456789abcdef0123456789abcdef");
+        let user = Uuid::now_v7();
+        let token = ours.issue_access(user, Uuid::now_v7()).unwrap();
+        assert_eq!(ours.verify(&token).unwrap().sub, user);
+        let theirs = service("fedcba9876543210fedcba9876543210");
+        assert!(matches!(theirs.verify(&token), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn refresh_tokens_are_unique_and_hashed() {
+        let (a, b) = (new_refresh_token(), new_refresh_token());
+        assert_ne!(a, b);
+        assert_eq!(hash_refresh_token(&a).len(), 32);
+        assert_ne!(hash_refresh_token(&a), hash_refresh_token(&b));
+    }
+}

@@ -1,0 +1,21 @@
+//! Guildhall: a community platform backend (communities, rooms, permissions, realtime chat).
+//!
+//! Kernel: `config`, `error`, `extract`, `state`, `telemetry`, `ratelimit`, `db`, `app`.
+//! Features (vertical slices): `identity`, `ops`. See ARCHITECTURE.md for the rules.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod identity;
+pub mod openapi;
+pub mod ops;
+pub mod ratelimit;
+pub mod state;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

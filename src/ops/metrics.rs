@@ -1,0 +1,98 @@
+//! Prometheus metrics: request counts and latency by route and status, DB pool gauges.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route template (`/v1/users/{user_id}`), never the raw path, to bound cardinality.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub state: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    pub db_pool: Family<PoolLabels, Gauge>,
+}
+
+const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("guildhall");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency =
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS.iter().copied()));
+        let db_pool = Family::<PoolLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        registry.register("db_pool_connections", "Postgres pool connections by state", db_pool.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            db_pool,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Middleware recording every request under its route template.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let route_labels = RouteLabels { method, route };
+    metrics
+        .latency
+        .get_or_create(&route_labels)
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: route_labels.method,
+            route: route_labels.route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
