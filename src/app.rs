@@ -41,12 +41,14 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("GUILDHALL_BIND: cannot listen on {}: {e}", config.bind))?;
+        let listener = TcpListener::bind(config.bind).await.map_err(|e| {
+            anyhow::anyhow!("GUILDHALL_BIND: cannot listen on {}: {e}", config.bind)
+        })?;
         let state = build_state(config).await?;
         if !state.config.rate_limits.enabled {
-            tracing::warn!("GUILDHALL_RATE_LIMITS=off: every request and message rate limit is disabled");
+            tracing::warn!(
+                "GUILDHALL_RATE_LIMITS=off: every request and message rate limit is disabled"
+            );
         }
         let router = router(state.clone());
         Ok(Self {
@@ -63,7 +65,9 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -78,7 +82,9 @@ impl App {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         tracing::info!(addr = %self.local_addr(), "serving");
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(stop_signal(shutdown.clone()))
             .await?;
@@ -116,7 +122,8 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("GUILDHALL_REDIS_URL: {e}"))?;
+    let client =
+        redis::Client::open(url).map_err(|e| anyhow::anyhow!("GUILDHALL_REDIS_URL: {e}"))?;
     redis::aio::ConnectionManager::new(client)
         .await
         .map_err(|e| anyhow::anyhow!("GUILDHALL_REDIS_URL: cannot connect to Redis: {e}"))
@@ -148,13 +155,22 @@ pub fn router(state: AppState) -> Router {
 
 fn cors(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER]);
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(Any)
     } else {
-        let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
         layer.allow_origin(AllowOrigin::list(list))
     }
 }
@@ -177,8 +193,12 @@ async fn problem_for_bare_errors(response: Response) -> Response {
     }
     let (code, detail) = match status {
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this method is not allowed here"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body exceeds the size limit"),
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => ("unavailable", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "request body exceeds the size limit")
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
+            ("unavailable", "the request took too long")
+        }
         StatusCode::NOT_FOUND => ("not_found", "no such resource"),
         StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required"),
         s if s.is_server_error() => ("internal", "internal error"),
@@ -187,7 +207,9 @@ async fn problem_for_bare_errors(response: Response) -> Response {
     let (mut parts, _body) = response.into_parts();
     let mut fresh = problem_response(&problem(status, code, detail.to_owned(), Vec::new(), None));
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     std::mem::swap(fresh.headers_mut(), &mut parts.headers);
     *fresh.status_mut() = status;
     fresh

@@ -147,14 +147,26 @@ impl Config {
         Ok(Self {
             bind: parse_or(get("bind"), "bind", "127.0.0.1:8080".parse().unwrap())?,
             database_url: Secret(database_url(get("database_url"))?),
-            database_max_connections: positive(get("database_max_connections"), "database_max_connections", 20)?,
-            redis_url: get("redis_url").map(|u| redis_url(u).map(Secret)).transpose()?,
+            database_max_connections: positive(
+                get("database_max_connections"),
+                "database_max_connections",
+                20,
+            )?,
+            redis_url: get("redis_url")
+                .map(|u| redis_url(u).map(Secret))
+                .transpose()?,
             redis_prefix: get("redis_prefix").unwrap_or("gh:").to_owned(),
             jwt: JwtConfig {
                 secret: Secret(jwt_secret.to_owned()),
                 issuer: get("jwt_issuer").unwrap_or("guildhall").to_owned(),
-                audience: get("jwt_audience").unwrap_or("guildhall-clients").to_owned(),
-                access_ttl: Duration::from_secs(positive(get("access_token_ttl_s"), "access_token_ttl_s", 900)?),
+                audience: get("jwt_audience")
+                    .unwrap_or("guildhall-clients")
+                    .to_owned(),
+                access_ttl: Duration::from_secs(positive(
+                    get("access_token_ttl_s"),
+                    "access_token_ttl_s",
+                    900,
+                )?),
                 refresh_ttl: Duration::from_secs(positive(
                     get("refresh_token_ttl_s"),
                     "refresh_token_ttl_s",
@@ -165,12 +177,21 @@ impl Config {
             log_format: match get("log_format").unwrap_or("text") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
-                other => return Err(error("log_format", format!("{other:?} is not text or json"))),
+                other => {
+                    return Err(error(
+                        "log_format",
+                        format!("{other:?} is not text or json"),
+                    ));
+                }
             },
             auto_migrate: flag(get("auto_migrate"), "auto_migrate", false)?,
             rate_limits: RateLimitConfig {
                 enabled: flag(get("rate_limits"), "rate_limits", true)?,
-                auth_per_ip_per_min: positive(get("rate_limit_auth_per_ip_per_min"), "rate_limit_auth_per_ip_per_min", 60)?,
+                auth_per_ip_per_min: positive(
+                    get("rate_limit_auth_per_ip_per_min"),
+                    "rate_limit_auth_per_ip_per_min",
+                    60,
+                )?,
                 auth_per_username_per_min: positive(
                     get("rate_limit_auth_per_username_per_min"),
                     "rate_limit_auth_per_username_per_min",
@@ -178,7 +199,11 @@ impl Config {
                 )?,
             },
             cors_origins: cors_origins(get("cors_origins"))?,
-            request_timeout: Duration::from_secs(positive(get("request_timeout_s"), "request_timeout_s", 30)?),
+            request_timeout: Duration::from_secs(positive(
+                get("request_timeout_s"),
+                "request_timeout_s",
+                30,
+            )?),
             body_limit_bytes: positive(get("body_limit_bytes"), "body_limit_bytes", 1024 * 1024)?,
             trust_forwarded_for: flag(get("trust_forwarded_for"), "trust_forwarded_for", false)?,
         })
@@ -191,7 +216,9 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         problem,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
     table
         .into_iter()
         .map(|(key, value)| {
@@ -201,7 +228,7 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| format!("{v:?}")))
+                    .map(|v| v.as_str().map_or_else(|| format!("{v:?}"), str::to_owned))
                     .collect::<Vec<_>>()
                     .join(","),
                 other => return Err(error(&key, format!("unsupported TOML value {other:?}"))),
@@ -213,9 +240,14 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
 
 /// Environment wins over the file. Only known keys are taken from the environment, so unrelated
 /// `GUILDHALL_*` variables (for example the test suite's) do not break start-up.
-pub fn overlay_env(raw: &mut BTreeMap<String, String>, vars: impl Iterator<Item = (String, String)>) {
+pub fn overlay_env(
+    raw: &mut BTreeMap<String, String>,
+    vars: impl Iterator<Item = (String, String)>,
+) {
     for (name, value) in vars {
-        let Some(key) = name.strip_prefix("GUILDHALL_") else { continue };
+        let Some(key) = name.strip_prefix("GUILDHALL_") else {
+            continue;
+        };
         let key = key.to_ascii_lowercase();
         if KEYS.contains(&key.as_str()) {
             raw.insert(key, value);
@@ -227,10 +259,17 @@ fn required<'a>(value: Option<&'a str>, key: &str) -> Result<&'a str, ConfigErro
     value.ok_or_else(|| error(key, "required but not set"))
 }
 
-fn parse_or<T: std::str::FromStr>(value: Option<&str>, key: &str, default: T) -> Result<T, ConfigError> {
+fn parse_or<T: std::str::FromStr>(
+    value: Option<&str>,
+    key: &str,
+    default: T,
+) -> Result<T, ConfigError> {
     match value {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| error(key, format!("{v:?} is not valid here"))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| error(key, format!("{v:?} is not valid here"))),
     }
 }
 
@@ -257,14 +296,23 @@ fn flag(value: Option<&str>, key: &str, default: bool) -> Result<bool, ConfigErr
 fn database_url(value: Option<&str>) -> Result<String, ConfigError> {
     let url = required(value, "database_url")?;
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(error("database_url", "must start with postgres:// or postgresql://"));
+        return Err(error(
+            "database_url",
+            "must start with postgres:// or postgresql://",
+        ));
     }
     Ok(url.to_owned())
 }
 
 fn redis_url(url: &str) -> Result<String, ConfigError> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-        return Err(error("redis_url", "must start with redis:// (or be unset for single-node mode)"));
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://"))
+    {
+        return Err(error(
+            "redis_url",
+            "must start with redis:// (or be unset for single-node mode)",
+        ));
     }
     Ok(url.to_owned())
 }
@@ -278,9 +326,13 @@ fn cors_origins(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
         .map(str::to_owned)
         .collect();
     for origin in &origins {
-        let valid = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+        let valid =
+            origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
         if !valid || origin.ends_with('/') {
-            return Err(error("cors_origins", format!("{origin:?} is not an origin like https://app.example")));
+            return Err(error(
+                "cors_origins",
+                format!("{origin:?} is not an origin like https://app.example"),
+            ));
         }
     }
     Ok(origins)

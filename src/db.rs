@@ -35,6 +35,11 @@ pub async fn migration_status(db: &DatabaseConnection) -> anyhow::Result<Vec<(St
     let migrations = Migrator::get_migration_with_status(db).await?;
     Ok(migrations
         .iter()
-        .map(|m| (m.name().to_owned(), matches!(m.status(), migration::MigrationStatus::Applied)))
+        .map(|m| {
+            (
+                m.name().to_owned(),
+                matches!(m.status(), migration::MigrationStatus::Applied),
+            )
+        })
         .collect())
 }

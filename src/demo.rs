@@ -7,7 +7,11 @@ use crate::identity::{Password, Username, service};
 use crate::state::AppState;
 
 pub const DEMO_PASSWORD: &str = "guildhall-demo";
-const DEMO_USERS: [(&str, &str); 3] = [("alice", "Alice Liddell"), ("bob", "Bob Builder"), ("carol", "Carol Danvers")];
+const DEMO_USERS: [(&str, &str); 3] = [
+    ("alice", "Alice Liddell"),
+    ("bob", "Bob Builder"),
+    ("carol", "Carol Danvers"),
+];
 
 pub async fn seed(config: Config) -> anyhow::Result<()> {
     let state = crate::App::build(Config {
@@ -25,8 +29,16 @@ pub async fn seed(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ensure_user(state: &AppState, username: &str, display_name: &str) -> anyhow::Result<&'static str> {
-    if service::user_by_username(&state.db, username).await.map_err(to_anyhow)?.is_some() {
+async fn ensure_user(
+    state: &AppState,
+    username: &str,
+    display_name: &str,
+) -> anyhow::Result<&'static str> {
+    if service::user_by_username(&state.db, username)
+        .await
+        .map_err(to_anyhow)?
+        .is_some()
+    {
         return Ok("(exists)");
     }
     let name = Username::parse(username).map_err(|e| anyhow::anyhow!(e.message))?;

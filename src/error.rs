@@ -50,7 +50,10 @@ pub struct Problem {
 pub enum AppError {
     /// Syntactically broken input (malformed JSON): 400.
     #[error("bad request: {detail}")]
-    BadRequest { detail: String, fields: Vec<FieldError> },
+    BadRequest {
+        detail: String,
+        fields: Vec<FieldError>,
+    },
     /// Well-formed input that breaks a rule: 422.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -61,7 +64,10 @@ pub enum AppError {
     #[error("not found")]
     NotFound,
     #[error("conflict: {detail}")]
-    Conflict { detail: String, fields: Vec<FieldError> },
+    Conflict {
+        detail: String,
+        fields: Vec<FieldError>,
+    },
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
     #[error("unsupported media type")]
@@ -69,7 +75,10 @@ pub enum AppError {
     #[error("rate limited")]
     RateLimited { retry_after_s: u64 },
     #[error("unavailable: {detail}")]
-    Unavailable { detail: String, retry_after_s: Option<u64> },
+    Unavailable {
+        detail: String,
+        retry_after_s: Option<u64>,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -119,13 +128,18 @@ impl AppError {
                 [one] => format!("{}: {}", one.field, one.message),
                 _ => "some fields are invalid; see errors".to_owned(),
             },
-            Self::Unauthorized(d) | Self::Forbidden(d) | Self::PayloadTooLarge(d) | Self::UnsupportedMediaType(d) => {
-                d.clone()
-            }
+            Self::Unauthorized(d)
+            | Self::Forbidden(d)
+            | Self::PayloadTooLarge(d)
+            | Self::UnsupportedMediaType(d) => d.clone(),
             Self::NotFound => "the resource does not exist or is not visible to you".to_owned(),
-            Self::RateLimited { retry_after_s } => format!("too many requests; retry in {retry_after_s} s"),
+            Self::RateLimited { retry_after_s } => {
+                format!("too many requests; retry in {retry_after_s} s")
+            }
             Self::Unavailable { detail, .. } => detail.clone(),
-            Self::Internal(_) => "internal error; the request id identifies it in the server logs".to_owned(),
+            Self::Internal(_) => {
+                "internal error; the request id identifies it in the server logs".to_owned()
+            }
         }
     }
 
@@ -139,10 +153,18 @@ impl AppError {
 
     pub fn problem(&self) -> Problem {
         let fields = match self {
-            Self::BadRequest { fields, .. } | Self::Conflict { fields, .. } | Self::Validation(fields) => fields.clone(),
+            Self::BadRequest { fields, .. }
+            | Self::Conflict { fields, .. }
+            | Self::Validation(fields) => fields.clone(),
             _ => Vec::new(),
         };
-        problem(self.status(), self.code(), self.detail(), fields, self.retry_after())
+        problem(
+            self.status(),
+            self.code(),
+            self.detail(),
+            fields,
+            self.retry_after(),
+        )
     }
 }
 

@@ -30,7 +30,9 @@ where
                 "expected Content-Type: application/json".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -42,10 +44,19 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 }
 
 fn has_json_content_type(req: &Request) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -71,7 +82,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 // serde reports a missing field at its parent; name the field itself.
-                let field = missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
+                let field =
+                    missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
                 AppError::Validation(vec![FieldError::new(field, message)])
             }
             _ => AppError::BadRequest {
@@ -88,7 +100,11 @@ fn missing_field(message: &str) -> Option<&str> {
 }
 
 fn join_path(parent: &str, name: &str) -> String {
-    if parent == "body" { name.to_owned() } else { format!("{parent}.{name}") }
+    if parent == "body" {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
 }
 
 /// Path parameters; a value of the wrong shape (e.g. not a UUID) is a 422 naming the parameter.
@@ -103,20 +119,37 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Path(p.0))
-            .map_err(|rejection: PathRejection| {
-                let field = match &rejection {
-                    PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
-                        axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
-                        | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
-                        _ => "path".to_owned(),
-                    },
-                    _ => "path".to_owned(),
-                };
-                AppError::field(&field, rejection.body_text())
-            })
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(path) => Ok(Path(path.0)),
+            Err(rejection) => {
+                let field = rejected_param(&rejection, parts, state).await;
+                Err(AppError::field(&field, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// The parameter a path rejection is about; a single-value `Path<Uuid>` error carries no key,
+/// so the route's only parameter is named then.
+async fn rejected_param<S: Send + Sync>(
+    rejection: &PathRejection,
+    parts: &mut Parts,
+    state: &S,
+) -> String {
+    use axum::extract::path::ErrorKind;
+    if let PathRejection::FailedToDeserializePathParams(e) = rejection
+        && let ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } =
+            e.kind()
+    {
+        return key.clone();
+    }
+    match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+        Ok(params) if params.iter().count() == 1 => params
+            .iter()
+            .next()
+            .map(|(k, _)| k.to_owned())
+            .unwrap_or_default(),
+        _ => "path".to_owned(),
     }
 }
 
@@ -151,7 +184,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let trusted = parts.extensions.get::<TrustForwardedFor>().is_some_and(|t| t.0);
+        let trusted = parts
+            .extensions
+            .get::<TrustForwardedFor>()
+            .is_some_and(|t| t.0);
         if trusted {
             let forwarded = parts
                 .headers
@@ -163,7 +199,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
                 return Ok(Self(ip));
             }
         }
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         Ok(Self(peer.unwrap_or(IpAddr::from([127, 0, 0, 1]))))
     }
 }
@@ -186,22 +225,37 @@ mod tests {
 
     fn fields(err: AppError) -> (u16, Vec<String>) {
         let problem = err.problem();
-        (problem.status, problem.errors.into_iter().map(|f| f.field).collect())
+        (
+            problem.status,
+            problem.errors.into_iter().map(|f| f.field).collect(),
+        )
     }
 
     #[test]
     fn names_missing_and_mistyped_fields() {
-        assert_eq!(fields(parse_json::<Body>(br#"{"inner":{"size":1}}"#).unwrap_err()), (422, vec!["name".into()]));
+        assert_eq!(
+            fields(parse_json::<Body>(br#"{"inner":{"size":1}}"#).unwrap_err()),
+            (422, vec!["name".into()])
+        );
         assert_eq!(
             fields(parse_json::<Body>(br#"{"name":"a","inner":{"size":"x"}}"#).unwrap_err()),
             (422, vec!["inner.size".into()])
         );
-        assert_eq!(fields(parse_json::<Body>(br#"{"name":"a","inner":{}}"#).unwrap_err()), (422, vec!["inner.size".into()]));
+        assert_eq!(
+            fields(parse_json::<Body>(br#"{"name":"a","inner":{}}"#).unwrap_err()),
+            (422, vec!["inner.size".into()])
+        );
     }
 
     #[test]
     fn malformed_json_is_400() {
-        assert_eq!(parse_json::<Body>(b"{\"name\":").unwrap_err().problem().status, 400);
+        assert_eq!(
+            parse_json::<Body>(b"{\"name\":")
+                .unwrap_err()
+                .problem()
+                .status,
+            400
+        );
         assert_eq!(parse_json::<Body>(b"").unwrap_err().problem().status, 400);
     }
 }

@@ -34,7 +34,12 @@ impl Modify for BearerScheme {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -52,7 +57,9 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 
 /// The committed form: pretty JSON with a trailing newline.
 pub fn spec_json() -> String {
-    let mut json = spec().to_pretty_json().expect("the OpenAPI document serializes");
+    let mut json = spec()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
     json.push('\n');
     json
 }

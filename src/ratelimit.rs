@@ -80,7 +80,9 @@ impl RateLimiter {
         let now = Instant::now();
         let mut local = self.local.lock().expect("rate limit mutex poisoned");
         if local.windows.len() >= LOCAL_PRUNE_AT {
-            local.windows.retain(|_, (start, _)| now.duration_since(*start) < limit.window);
+            local
+                .windows
+                .retain(|_, (start, _)| now.duration_since(*start) < limit.window);
         }
         let entry = local
             .windows
@@ -90,7 +92,10 @@ impl RateLimiter {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        (entry.1, limit.window.saturating_sub(now.duration_since(entry.0)))
+        (
+            entry.1,
+            limit.window.saturating_sub(now.duration_since(entry.0)),
+        )
     }
 }
 
@@ -126,7 +131,9 @@ mod tests {
         limiter.hit(LIMIT, "a").await.unwrap();
         limiter.hit(LIMIT, "a").await.unwrap();
         let err = limiter.hit(LIMIT, "a").await.unwrap_err();
-        assert!(matches!(err, AppError::RateLimited { retry_after_s } if (1..=60).contains(&retry_after_s)));
+        assert!(
+            matches!(err, AppError::RateLimited { retry_after_s } if (1..=60).contains(&retry_after_s))
+        );
         limiter.hit(LIMIT, "b").await.unwrap();
     }
 

@@ -34,10 +34,18 @@ const DOWN: &str = "DROP TABLE IF EXISTS refresh_tokens; DROP TABLE IF EXISTS us
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await.map(|_| ())
+        manager
+            .get_connection()
+            .execute_unprepared(UP)
+            .await
+            .map(|_| ())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await.map(|_| ())
+        manager
+            .get_connection()
+            .execute_unprepared(DOWN)
+            .await
+            .map(|_| ())
     }
 }

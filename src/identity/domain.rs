@@ -20,11 +20,20 @@ impl Username {
                 format!("must be {}-{} characters long", Self::MIN, Self::MAX),
             ));
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-            return Err(FieldError::new("username", "may contain only letters, digits, '_', '.' and '-'"));
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(FieldError::new(
+                "username",
+                "may contain only letters, digits, '_', '.' and '-'",
+            ));
         }
         if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(FieldError::new("username", "must start with a letter or digit"));
+            return Err(FieldError::new(
+                "username",
+                "must start with a letter or digit",
+            ));
         }
         Ok(Self(name))
     }
@@ -86,7 +95,10 @@ impl DisplayName {
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(FieldError::new("display_name", "must not contain control characters"));
+            return Err(FieldError::new(
+                "display_name",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -120,7 +132,10 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(DisplayName::parse("  Alice  ").unwrap().into_inner(), "Alice");
+        assert_eq!(
+            DisplayName::parse("  Alice  ").unwrap().into_inner(),
+            "Alice"
+        );
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("a\u{7}b").is_err());
     }

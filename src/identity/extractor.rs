@@ -44,7 +44,10 @@ impl AuthUser {
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -55,8 +58,9 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
-            .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer token".to_owned()))?;
+        let token = bearer_token(parts).ok_or_else(|| {
+            AppError::Unauthorized("missing Authorization: Bearer token".to_owned())
+        })?;
         Self::from_token(&Arc::<TokenService>::from_ref(state), token)
     }
 }

@@ -82,13 +82,18 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<AuthSession>, AppError> {
-    service::refresh(&state, &body.refresh_token).await.map(Json)
+    service::refresh(&state, &body.refresh_token)
+        .await
+        .map(Json)
 }
 
 /// End the session the refresh token belongs to.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Session ended (also for unknown tokens)")))]
-pub async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<StatusCode, AppError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<StatusCode, AppError> {
     service::logout(&state.db, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

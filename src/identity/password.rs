@@ -15,8 +15,11 @@ pub struct Passwords {
 
 impl Passwords {
     pub async fn new() -> anyhow::Result<Self> {
-        let permits = Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)));
-        let dummy = tokio::task::spawn_blocking(|| hash_blocking("dummy password for timing")).await??;
+        let permits = Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        ));
+        let dummy =
+            tokio::task::spawn_blocking(|| hash_blocking("dummy password for timing")).await??;
         Ok(Self {
             permits,
             dummy_hash: dummy.into(),
@@ -35,7 +38,8 @@ impl Passwords {
         let known = hash.is_some();
         let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash)).await??;
+        let matches =
+            tokio::task::spawn_blocking(move || verify_blocking(&password, &hash)).await??;
         Ok(known && matches)
     }
 }
@@ -47,7 +51,10 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
 }
 
 fn verify_blocking(password: &str, hash: &str) -> anyhow::Result<bool> {
-    let parsed = PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+    let parsed =
+        PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
     // Parameters come from the stored PHC string, so hashes made with older settings still verify.
-    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
 }

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::{refresh_tokens, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -14,7 +15,10 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
 }
 
-pub async fn insert_user(db: &impl ConnectionTrait, new: NewUser<'_>) -> Result<users::Model, DbErr> {
+pub async fn insert_user(
+    db: &impl ConnectionTrait,
+    new: NewUser<'_>,
+) -> Result<users::Model, DbErr> {
     let now = Utc::now();
     users::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -28,14 +32,20 @@ pub async fn insert_user(db: &impl ConnectionTrait, new: NewUser<'_>) -> Result<
     .await
 }
 
-pub async fn user_by_username(db: &impl ConnectionTrait, username: &str) -> Result<Option<users::Model>, DbErr> {
+pub async fn user_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<users::Model>, DbErr> {
     users::Entity::find()
         .filter(users::Column::Username.eq(username))
         .one(db)
         .await
 }
 
-pub async fn user_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<users::Model>, DbErr> {
+pub async fn user_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<users::Model>, DbErr> {
     users::Entity::find_by_id(id).one(db).await
 }
 

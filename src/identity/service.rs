@@ -66,27 +66,40 @@ fn per_ip(state: &AppState, name: &'static str) -> Limit {
     }
 }
 
-pub async fn register(state: &AppState, ip: &str, input: Registration<'_>) -> Result<AuthSession, AppError> {
+pub async fn register(
+    state: &AppState,
+    ip: &str,
+    input: Registration<'_>,
+) -> Result<AuthSession, AppError> {
     state.limiter.hit(per_ip(state, "register_ip"), ip).await?;
     let (username, password, display_name) = parse_registration(&input)?;
-    let display_name = display_name.map_or_else(|| username.as_str().to_owned(), DisplayName::into_inner);
+    let display_name =
+        display_name.map_or_else(|| username.as_str().to_owned(), DisplayName::into_inner);
     let user = create_user(state, &username, &password, &display_name).await?;
     start_session(state, user).await
 }
 
 /// Checks every field at once so the client can show all problems together.
-fn parse_registration(input: &Registration<'_>) -> Result<(Username, Password, Option<DisplayName>), AppError> {
+fn parse_registration(
+    input: &Registration<'_>,
+) -> Result<(Username, Password, Option<DisplayName>), AppError> {
     let mut errors: Vec<FieldError> = Vec::new();
-    let username = Username::parse(input.username).map_err(|e| errors.push(e)).ok();
-    let password = username
-        .as_ref()
-        .and_then(|u| Password::parse(input.password, u).map_err(|e| errors.push(e)).ok());
+    let username = Username::parse(input.username)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = username.as_ref().and_then(|u| {
+        Password::parse(input.password, u)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
     let display_name = match input.display_name {
         Some(raw) => DisplayName::parse(raw).map_err(|e| errors.push(e)).ok(),
         None => None,
     };
     match (username, password) {
-        (Some(username), Some(password)) if errors.is_empty() => Ok((username, password, display_name)),
+        (Some(username), Some(password)) if errors.is_empty() => {
+            Ok((username, password, display_name))
+        }
         _ => Err(AppError::Validation(errors)),
     }
 }
@@ -108,7 +121,12 @@ pub async fn create_user(
         .on_unique("username", "username is taken")
 }
 
-pub async fn login(state: &AppState, ip: &str, username: &str, password: &str) -> Result<AuthSession, AppError> {
+pub async fn login(
+    state: &AppState,
+    ip: &str,
+    username: &str,
+    password: &str,
+) -> Result<AuthSession, AppError> {
     state.limiter.hit(per_ip(state, "login_ip"), ip).await?;
     let user_limit = Limit {
         name: "login_user",
@@ -120,7 +138,9 @@ pub async fn login(state: &AppState, ip: &str, username: &str, password: &str) -
     let user = repo::user_by_username(&state.db, &normalized).await?;
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
     if !state.passwords.verify(password, hash).await? {
-        return Err(AppError::Unauthorized("invalid username or password".to_owned()));
+        return Err(AppError::Unauthorized(
+            "invalid username or password".to_owned(),
+        ));
     }
     start_session(state, user.expect("verified against a real hash")).await
 }
@@ -139,7 +159,12 @@ async fn start_session(state: &AppState, user: users::Model) -> Result<AuthSessi
     session(state, user, family_id, refresh_token)
 }
 
-fn session(state: &AppState, user: users::Model, family_id: Uuid, refresh_token: String) -> Result<AuthSession, AppError> {
+fn session(
+    state: &AppState,
+    user: users::Model,
+    family_id: Uuid,
+    refresh_token: String,
+) -> Result<AuthSession, AppError> {
     Ok(AuthSession {
         access_token: state.tokens.issue_access(user.id, family_id)?,
         user: user.into(),
@@ -150,7 +175,8 @@ fn session(state: &AppState, user: users::Model, family_id: Uuid, refresh_token:
 }
 
 fn refresh_expiry(state: &AppState) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(state.tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30))
+    Utc::now()
+        + chrono::Duration::from_std(state.tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30))
 }
 
 fn invalid_refresh(detail: &str) -> AppError {
@@ -161,7 +187,9 @@ fn invalid_refresh(detail: &str) -> AppError {
 /// leaked: the whole session (family) is revoked, for the thief and the owner alike.
 pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<AuthSession, AppError> {
     let txn = state.db.begin().await?;
-    let Some(current) = repo::refresh_token_for_update(&txn, &hash_refresh_token(refresh_token)).await? else {
+    let Some(current) =
+        repo::refresh_token_for_update(&txn, &hash_refresh_token(refresh_token)).await?
+    else {
         return Err(invalid_refresh("refresh token invalid"));
     };
     if current.revoked_at.is_some() {
@@ -171,7 +199,9 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<AuthSessio
         repo::revoke_family(&txn, current.family_id).await?;
         txn.commit().await?;
         tracing::warn!(user_id = %current.user_id, family_id = %current.family_id, "refresh token reuse; session revoked");
-        return Err(invalid_refresh("refresh token already used; the session has been revoked"));
+        return Err(invalid_refresh(
+            "refresh token already used; the session has been revoked",
+        ));
     }
     if current.expires_at <= Utc::now() {
         return Err(invalid_refresh("refresh token expired"));
@@ -181,15 +211,22 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<AuthSessio
         .ok_or_else(|| invalid_refresh("refresh token invalid"))?;
     repo::mark_used(&txn, current.id).await?;
     let next = new_refresh_token();
-    repo::insert_refresh_token(&txn, user.id, current.family_id, hash_refresh_token(&next), refresh_expiry(state))
-        .await?;
+    repo::insert_refresh_token(
+        &txn,
+        user.id,
+        current.family_id,
+        hash_refresh_token(&next),
+        refresh_expiry(state),
+    )
+    .await?;
     txn.commit().await?;
     session(state, user, current.family_id, next)
 }
 
 /// Ends the session the token belongs to. Unknown tokens are accepted silently (idempotent).
 pub async fn logout(db: &DatabaseConnection, refresh_token: &str) -> Result<(), AppError> {
-    if let Some(token) = repo::refresh_token_by_hash(db, &hash_refresh_token(refresh_token)).await? {
+    if let Some(token) = repo::refresh_token_by_hash(db, &hash_refresh_token(refresh_token)).await?
+    {
         repo::revoke_family(db, token.family_id).await?;
     }
     Ok(())
@@ -203,6 +240,11 @@ pub async fn user(db: &DatabaseConnection, user_id: Uuid) -> Result<UserView, Ap
 }
 
 /// Looks a user up by username (used by `demo-seed` and, later, mentions).
-pub async fn user_by_username(db: &DatabaseConnection, username: &str) -> Result<Option<UserView>, AppError> {
-    Ok(repo::user_by_username(db, &username.to_ascii_lowercase()).await?.map(UserView::from))
+pub async fn user_by_username(
+    db: &DatabaseConnection,
+    username: &str,
+) -> Result<Option<UserView>, AppError> {
+    Ok(repo::user_by_username(db, &username.to_ascii_lowercase())
+        .await?
+        .map(UserView::from))
 }

@@ -19,7 +19,9 @@ const LEEWAY_S: u64 = 5;
 pub struct Claims {
     pub sub: Uuid,
     pub iat: u64,
-    pub nbf: u64,
+    /// Optional per RFC 7519; validated when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     pub exp: u64,
     pub iss: String,
     pub aud: String,
@@ -75,13 +77,17 @@ impl TokenService {
         let claims = Claims {
             sub: user_id,
             iat: now,
-            nbf: now,
+            nbf: Some(now),
             exp: now + self.access_ttl.as_secs(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sid: Some(session_id),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {

@@ -64,7 +64,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let redis = match state.redis.clone() {
         None => None,
         Some(mut conn) => Some(
-            match tokio::time::timeout(CHECK_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn)).await {
+            match tokio::time::timeout(
+                CHECK_TIMEOUT,
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await
+            {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(err)) => Err(err.to_string()),
                 Err(_) => Err("timed out".to_owned()),
@@ -82,7 +87,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         let names: Vec<&str> = failed.iter().map(|f| f.field.as_str()).collect();
         tracing::warn!(failed = ?failed, "not ready");
         let detail = format!("not ready: {} unreachable", names.join(", "));
-        return problem_response(&problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail, failed, None));
+        return problem_response(&problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            detail,
+            failed,
+            None,
+        ));
     }
     Json(Readiness {
         status: "ready",
@@ -99,8 +110,16 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     let pool = state.db.get_postgres_connection_pool();
     let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
     let size = i64::from(pool.size());
-    state.metrics.db_pool.get_or_create(&metrics::PoolLabels { state: "idle" }).set(idle);
-    state.metrics.db_pool.get_or_create(&metrics::PoolLabels { state: "in_use" }).set(size - idle);
+    state
+        .metrics
+        .db_pool
+        .get_or_create(&metrics::PoolLabels { state: "idle" })
+        .set(idle);
+    state
+        .metrics
+        .db_pool
+        .get_or_create(&metrics::PoolLabels { state: "in_use" })
+        .set(size - idle);
     let mut response = (StatusCode::OK, state.metrics.render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,0 +1,184 @@
+//! The JWT attack set: every forged or out-of-policy access token is a 401 problem.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::{TEST_SECRET, TestApp, assert_problem, spawn_app};
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn claims(sub: &str) -> Value {
+    json!({"sub": sub, "iat": now(), "nbf": now(), "exp": now() + 600, "iss": "guildhall", "aud": "guildhall-clients"})
+}
+
+fn sign(alg: Algorithm, secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+async fn status_of(app: &TestApp, token: &str) -> u16 {
+    app.get("/v1/users/me", Some(token)).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_token_built_to_the_contract_is_accepted() {
+    let app = spawn_app().await;
+    let user = app.register("tokenuser").await;
+    let sub = user.user_id.to_string();
+    // Per PROTOCOL.md: sub, iat, exp, iss, aud, HS256 with the current secret; kid optional.
+    let minimal = without(claims(&sub), "nbf");
+    assert_eq!(
+        status_of(&app, &sign(Algorithm::HS256, TEST_SECRET, &minimal)).await,
+        200
+    );
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let with_kid = jsonwebtoken::encode(
+        &header,
+        &minimal,
+        &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(status_of(&app, &with_kid).await, 200);
+}
+
+#[tokio::test]
+async fn forged_and_out_of_policy_tokens_are_401() {
+    let app = spawn_app().await;
+    let user = app.register("victim").await;
+    let sub = user.user_id.to_string();
+    let good = claims(&sub);
+
+    let none_token = {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(good.to_string());
+        format!("{header}.{payload}.")
+    };
+    let tampered = {
+        let real = user.access_token.clone();
+        let parts: Vec<&str> = real.split('.').collect();
+        let mut payload: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["sub"] = json!(uuid::Uuid::now_v7().to_string());
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            parts[2]
+        )
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("alg none", none_token),
+        (
+            "other key",
+            sign(
+                Algorithm::HS256,
+                "another-secret-0123456789abcdef0123",
+                &good,
+            ),
+        ),
+        (
+            "other algorithm, same key",
+            sign(Algorithm::HS512, TEST_SECRET, &good),
+        ),
+        ("tampered payload", tampered),
+        (
+            "expired beyond leeway",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &with(good.clone(), "exp", json!(now() - 30)),
+            ),
+        ),
+        (
+            "nbf in the future",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &with(good.clone(), "nbf", json!(now() + 60)),
+            ),
+        ),
+        (
+            "missing aud",
+            sign(Algorithm::HS256, TEST_SECRET, &without(good.clone(), "aud")),
+        ),
+        (
+            "missing iss",
+            sign(Algorithm::HS256, TEST_SECRET, &without(good.clone(), "iss")),
+        ),
+        (
+            "missing exp",
+            sign(Algorithm::HS256, TEST_SECRET, &without(good.clone(), "exp")),
+        ),
+        (
+            "missing iat",
+            sign(Algorithm::HS256, TEST_SECRET, &without(good.clone(), "iat")),
+        ),
+        (
+            "missing sub",
+            sign(Algorithm::HS256, TEST_SECRET, &without(good.clone(), "sub")),
+        ),
+        (
+            "wrong aud",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &with(good.clone(), "aud", json!("someone-else")),
+            ),
+        ),
+        (
+            "wrong iss",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &with(good.clone(), "iss", json!("evil")),
+            ),
+        ),
+        (
+            "sub not a user id",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &with(good.clone(), "sub", json!("admin")),
+            ),
+        ),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    for (name, token) in cases {
+        let response = app.get("/v1/users/me", Some(&token)).await;
+        assert_eq!(response.status().as_u16(), 401, "{name}");
+        assert_problem(response, 401, "unauthorized").await;
+    }
+    // The untouched token still works, so the 401s above are about the changes.
+    assert_eq!(status_of(&app, &user.access_token).await, 200);
+}
+
+#[tokio::test]
+async fn missing_or_malformed_authorization_is_401() {
+    let app = spawn_app().await;
+    for header in ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "token abc"] {
+        let mut request = app.client.get(app.url("/v1/users/me"));
+        if !header.is_empty() {
+            request = request.header("authorization", header);
+        }
+        assert_problem(request.send().await.unwrap(), 401, "unauthorized").await;
+    }
+}
