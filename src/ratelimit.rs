@@ -22,6 +22,8 @@ pub struct Limit {
 pub struct RateLimiter {
     enabled: bool,
     redis: Option<(ConnectionManager, String)>,
+    /// Built once: `Script` hashes its source for EVALSHA.
+    script: Arc<redis::Script>,
     local: Arc<Mutex<LocalWindows>>,
 }
 
@@ -48,6 +50,7 @@ impl RateLimiter {
         Self {
             enabled,
             redis,
+            script: Arc::new(redis::Script::new(REDIS_WINDOW)),
             local: Arc::default(),
         }
     }
@@ -58,13 +61,15 @@ impl RateLimiter {
             return Ok(());
         }
         let (count, remaining) = match &self.redis {
-            Some((conn, prefix)) => match redis_hit(conn.clone(), prefix, limit, key).await {
-                Ok(hit) => hit,
-                Err(err) => {
-                    tracing::warn!(error = %err, limit = limit.name, "redis rate limit failed; using local window");
-                    self.local_hit(limit, key)
+            Some((conn, prefix)) => {
+                match redis_hit(&self.script, conn.clone(), prefix, limit, key).await {
+                    Ok(hit) => hit,
+                    Err(err) => {
+                        tracing::warn!(error = %err, limit = limit.name, "redis rate limit failed; using local window");
+                        self.local_hit(limit, key)
+                    }
                 }
-            },
+            }
             None => self.local_hit(limit, key),
         };
         if count > limit.max {
@@ -100,6 +105,7 @@ impl RateLimiter {
 }
 
 async fn redis_hit(
+    script: &redis::Script,
     mut conn: ConnectionManager,
     prefix: &str,
     limit: Limit,
@@ -107,7 +113,7 @@ async fn redis_hit(
 ) -> redis::RedisResult<(u32, Duration)> {
     let redis_key = format!("{prefix}rl:{}:{key}", limit.name);
     let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX);
-    let (count, ttl_ms): (u32, u64) = redis::Script::new(REDIS_WINDOW)
+    let (count, ttl_ms): (u32, u64) = script
         .key(redis_key)
         .arg(window_ms)
         .invoke_async(&mut conn)
