@@ -26,6 +26,7 @@ use crate::error::{AppError, PROBLEM_JSON, problem, problem_response};
 use crate::extract::TrustForwardedFor;
 use crate::identity::{Passwords, TokenService};
 use crate::ops::Metrics;
+use crate::permissions::{Feed, Permissions};
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 use crate::{db, openapi};
@@ -51,12 +52,15 @@ impl App {
             );
         }
         let router = router(state.clone());
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let feed = state.permissions.feed().clone();
+        tasks.spawn(feed.listen(state.permissions.clone(), shutdown.clone()));
         Ok(Self {
             listener,
             router,
             state,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
         })
     }
 
@@ -106,6 +110,14 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         Some(url) => Some(connect_redis(url.expose()).await?),
         None => None,
     };
+    let feed = match (&config.redis_url, &redis) {
+        (Some(url), Some(publisher)) => Feed::Redis {
+            client: redis::Client::open(url.expose().as_str())?,
+            publisher: publisher.clone(),
+            channel: format!("{}policy", config.redis_prefix),
+        },
+        _ => Feed::Postgres,
+    };
     let limiter = RateLimiter::new(
         config.rate_limits.enabled,
         redis.clone().map(|r| (r, config.redis_prefix.clone())),
@@ -114,10 +126,11 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         tokens: Arc::new(TokenService::new(&config.jwt)),
         passwords: Passwords::new().await?,
         config: Arc::new(config),
-        db,
         redis,
         limiter,
         metrics: Arc::new(Metrics::new()),
+        permissions: Arc::new(Permissions::new(db.clone(), feed)),
+        db,
     })
 }
 

@@ -74,6 +74,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Take the client IP from the last `X-Forwarded-For` entry (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How deep groups may nest in new communities (1-16).
+    pub max_group_depth: u32,
 }
 
 /// One clear line naming the setting, e.g. `GUILDHALL_BIND: "x" is not a socket address`.
@@ -105,6 +107,7 @@ const KEYS: &[&str] = &[
     "request_timeout_s",
     "body_limit_bytes",
     "trust_forwarded_for",
+    "max_group_depth",
 ];
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -206,6 +209,10 @@ impl Config {
             )?),
             body_limit_bytes: positive(get("body_limit_bytes"), "body_limit_bytes", 1024 * 1024)?,
             trust_forwarded_for: flag(get("trust_forwarded_for"), "trust_forwarded_for", false)?,
+            max_group_depth: match positive(get("max_group_depth"), "max_group_depth", 8u32)? {
+                depth @ 1..=16 => depth,
+                _ => return Err(error("max_group_depth", "must be 1-16")),
+            },
         })
     }
 }

@@ -230,3 +230,42 @@ impl<T> ResultExt<T> for Result<T, DbErr> {
         })
     }
 }
+
+/// The name of the constraint a database error violated (including those our triggers raise
+/// with `USING CONSTRAINT = ...`), so callers map them without matching message text.
+pub fn violated_constraint(err: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Maps the named constraints to 409/422 with the database's own message, anything else to 500.
+pub fn on_constraints(err: DbErr, conflicts: &[(&str, &str)], invalid: &[(&str, &str)]) -> AppError {
+    let Some(name) = violated_constraint(&err) else { return AppError::from(err) };
+    if let Some((_, field)) = conflicts.iter().find(|(c, _)| *c == name) {
+        return AppError::Conflict {
+            detail: db_message(&err),
+            fields: vec![FieldError::new(*field, db_message(&err))],
+        };
+    }
+    if let Some((_, field)) = invalid.iter().find(|(c, _)| *c == name) {
+        return AppError::Validation(vec![FieldError::new(*field, db_message(&err))]);
+    }
+    AppError::from(err)
+}
+
+fn db_message(err: &DbErr) -> String {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::Database(db) => db.message().to_owned(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod communities;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -13,7 +14,9 @@ pub mod extract;
 pub mod identity;
 pub mod openapi;
 pub mod ops;
+pub mod permissions;
 pub mod ratelimit;
+pub mod shared;
 pub mod state;
 pub mod telemetry;
 

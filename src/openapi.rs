@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
-use crate::{identity, ops};
+use crate::{communities, identity, ops, permissions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use crate::{identity, ops};
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "users", description = "User profiles"),
+        (name = "communities", description = "Communities, groups, rooms, members, invites, bans, DMs"),
+        (name = "permissions", description = "Roles, grants, overrides, explain, what-if, audit log"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -49,6 +51,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(identity::router())
+        .merge(permissions::router())
+        .merge(communities::router())
 }
 
 pub fn spec() -> utoipa::openapi::OpenApi {

@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 use crate::config::Config;
 use crate::identity::{Passwords, TokenService};
 use crate::ops::Metrics;
+use crate::permissions::Permissions;
 use crate::ratelimit::RateLimiter;
 
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub struct AppState {
     pub passwords: Passwords,
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
+    pub permissions: Arc<Permissions>,
 }
 
 impl FromRef<AppState> for Arc<TokenService> {

@@ -6,6 +6,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261201_000001_kernel;
 mod m20261201_000002_identity;
+mod m20261201_000003_communities;
+mod m20261201_000004_permissions;
 
 pub struct Migrator;
 
@@ -15,6 +17,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261201_000001_kernel::Migration),
             Box::new(m20261201_000002_identity::Migration),
+            Box::new(m20261201_000003_communities::Migration),
+            Box::new(m20261201_000004_permissions::Migration),
         ]
     }
 }

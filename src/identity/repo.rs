@@ -49,6 +49,13 @@ pub async fn user_by_id(
     users::Entity::find_by_id(id).one(db).await
 }
 
+pub async fn users_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<users::Model>, DbErr> {
+    users::Entity::find()
+        .filter(users::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
 pub async fn insert_refresh_token(
     db: &impl ConnectionTrait,
     user_id: Uuid,

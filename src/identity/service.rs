@@ -248,3 +248,8 @@ pub async fn user_by_username(
         .await?
         .map(UserView::from))
 }
+
+/// Profiles of several users at once (unknown ids are left out).
+pub async fn users(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<UserView>, AppError> {
+    Ok(repo::users_by_ids(db, ids).await?.into_iter().map(UserView::from).collect())
+}
