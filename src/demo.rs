@@ -1,9 +1,14 @@
 //! `guildhall demo-seed`: demo accounts (and, as features land, the data that shows them off).
 //! Idempotent: existing demo data is kept and reported.
 
+use uuid::Uuid;
+
+use crate::communities::{self, tree};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::identity::{Password, Username, service};
+use crate::permissions::lines::Subject;
+use crate::permissions::{Authorized, Perm, PermSet, perm};
 use crate::state::AppState;
 
 pub const DEMO_PASSWORD: &str = "guildhall-demo";
@@ -26,6 +31,115 @@ pub async fn seed(config: Config) -> anyhow::Result<()> {
         let status = ensure_user(&state, username, display_name).await?;
         println!("  {username:<8} {display_name:<16} {status}");
     }
+    seed_community(&state).await.map_err(to_anyhow)
+}
+
+const DEMO_COMMUNITY: &str = "Guildhall Demo";
+
+async fn user_id(state: &AppState, username: &str) -> Result<Uuid, AppError> {
+    service::user_by_username(&state.db, username)
+        .await?
+        .map(|u| u.id)
+        .ok_or(AppError::NotFound)
+}
+
+/// A public community owned by alice: groups, a subgroup, public and private rooms, a custom
+/// role granted at a group, and a room where only some may post.
+async fn seed_community(state: &AppState) -> Result<(), AppError> {
+    let (alice, bob, carol) = (
+        user_id(state, "alice").await?,
+        user_id(state, "bob").await?,
+        user_id(state, "carol").await?,
+    );
+    let mine = communities::service::mine(state, alice, None, 100).await?;
+    if let Some(existing) = mine.items.iter().find(|c| c.name == DEMO_COMMUNITY) {
+        println!(
+            "Demo community {:?} (exists): {}",
+            DEMO_COMMUNITY, existing.id
+        );
+        return Ok(());
+    }
+    let new = communities::service::NewCommunity {
+        name: DEMO_COMMUNITY.into(),
+        description: "Everything Guildhall can do, in one place".into(),
+        visibility: "public",
+    };
+    let community = communities::service::create(state, alice, new).await?;
+    let root: Authorized<perm::View> = state.permissions.require(alice, community.id).await?;
+    let general = tree::create_group(state, &root, "General", None).await?;
+    let projects = tree::create_group(state, &root, "Projects", None).await?;
+    let rust = tree::create_group(state, &root, "Rust", Some(projects.id)).await?;
+    let room = |name: &str, group: Option<Uuid>, private: bool| tree::NewRoomInput {
+        name: name.into(),
+        topic: String::new(),
+        group_id: group,
+        private,
+    };
+    let announcements =
+        tree::create_room(state, &root, room("announcements", Some(general.id), false)).await?;
+    tree::create_room(state, &root, room("random", Some(general.id), false)).await?;
+    tree::create_room(state, &root, room("rust-help", Some(rust.id), false)).await?;
+    tree::create_room(state, &root, room("staff", None, true)).await?;
+    for user in [bob, carol] {
+        let visitor: Authorized<perm::View> = state.permissions.require(user, community.id).await?;
+        communities::service::join(state, &visitor).await?;
+    }
+    let manage: Authorized<perm::ManageRoles> =
+        state.permissions.require(alice, community.id).await?;
+    let helper = state
+        .permissions
+        .create_role(
+            &manage,
+            "Helper",
+            PermSet::of(&[
+                Perm::View,
+                Perm::ReadHistory,
+                Perm::SendMessages,
+                Perm::ManageMessages,
+            ]),
+        )
+        .await?;
+    let at_projects: Authorized<perm::ManageRoles> =
+        state.permissions.require(alice, projects.id).await?;
+    state
+        .permissions
+        .grant(&at_projects, bob, helper.id)
+        .await?;
+    let roles = state.permissions.roles(&root).await?;
+    let member_role = roles
+        .iter()
+        .find(|r| r.name == "member")
+        .map(|r| r.id)
+        .ok_or(AppError::NotFound)?;
+    let at_announcements: Authorized<perm::ManagePermissions> =
+        state.permissions.require(alice, announcements.id).await?;
+    let send = PermSet::of(&[Perm::SendMessages]);
+    state
+        .permissions
+        .set_override(
+            &at_announcements,
+            Subject::Role(member_role),
+            PermSet::EMPTY,
+            send,
+        )
+        .await?;
+    state
+        .permissions
+        .set_override(
+            &at_announcements,
+            Subject::User(carol),
+            send,
+            PermSet::EMPTY,
+        )
+        .await?;
+    println!(
+        "Demo community {DEMO_COMMUNITY:?} (created): {}",
+        community.id
+    );
+    println!(
+        "  groups General, Projects > Rust; rooms announcements, random, rust-help, staff (private)"
+    );
+    println!("  bob is Helper in Projects; only carol (and owners) may post in #announcements");
     Ok(())
 }
 

@@ -236,17 +236,25 @@ impl<T> ResultExt<T> for Result<T, DbErr> {
 pub fn violated_constraint(err: &DbErr) -> Option<String> {
     use sea_orm::RuntimeErr;
     match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
-            sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
-            _ => None,
-        },
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
 
 /// Maps the named constraints to 409/422 with the database's own message, anything else to 500.
-pub fn on_constraints(err: DbErr, conflicts: &[(&str, &str)], invalid: &[(&str, &str)]) -> AppError {
-    let Some(name) = violated_constraint(&err) else { return AppError::from(err) };
+pub fn on_constraints(
+    err: DbErr,
+    conflicts: &[(&str, &str)],
+    invalid: &[(&str, &str)],
+) -> AppError {
+    let Some(name) = violated_constraint(&err) else {
+        return AppError::from(err);
+    };
     if let Some((_, field)) = conflicts.iter().find(|(c, _)| *c == name) {
         return AppError::Conflict {
             detail: db_message(&err),
@@ -262,10 +270,12 @@ pub fn on_constraints(err: DbErr, conflicts: &[(&str, &str)], invalid: &[(&str, 
 fn db_message(err: &DbErr) -> String {
     use sea_orm::RuntimeErr;
     match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
-            sqlx::Error::Database(db) => db.message().to_owned(),
-            other => other.to_string(),
-        },
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sqlx::Error::Database(db) => db.message().to_owned(),
+                other => other.to_string(),
+            }
+        }
         other => other.to_string(),
     }
 }

@@ -27,7 +27,7 @@ CREATE TRIGGER communities_set_updated_at BEFORE UPDATE ON communities
 CREATE TABLE groups (
     id           uuid PRIMARY KEY,
     community_id uuid NOT NULL REFERENCES communities(id) ON DELETE CASCADE,
-    parent_id    uuid REFERENCES groups(id) ON DELETE RESTRICT,
+    parent_id    uuid REFERENCES groups(id),
     name         text NOT NULL,
     -- Ancestor group ids from the top-level group down to this one (inclusive).
     path         uuid[] NOT NULL DEFAULT '{}',
@@ -43,7 +43,7 @@ CREATE TRIGGER groups_set_updated_at BEFORE UPDATE ON groups
 CREATE TABLE rooms (
     id           uuid PRIMARY KEY,
     community_id uuid REFERENCES communities(id) ON DELETE CASCADE,
-    group_id     uuid REFERENCES groups(id) ON DELETE RESTRICT,
+    group_id     uuid REFERENCES groups(id),
     kind         text NOT NULL DEFAULT 'room' CHECK (kind IN ('room', 'dm')),
     name         text NOT NULL,
     topic        text NOT NULL DEFAULT '',
@@ -208,10 +208,18 @@ DROP FUNCTION IF EXISTS groups_maintain_path(), groups_move_descendants(), rooms
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await.map(|_| ())
+        manager
+            .get_connection()
+            .execute_unprepared(UP)
+            .await
+            .map(|_| ())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await.map(|_| ())
+        manager
+            .get_connection()
+            .execute_unprepared(DOWN)
+            .await
+            .map(|_| ())
     }
 }

@@ -219,10 +219,18 @@ DROP FUNCTION IF EXISTS current_actor(), audit_change(), keep_last_owner(), comm
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await.map(|_| ())
+        manager
+            .get_connection()
+            .execute_unprepared(UP)
+            .await
+            .map(|_| ())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await.map(|_| ())
+        manager
+            .get_connection()
+            .execute_unprepared(DOWN)
+            .await
+            .map(|_| ())
     }
 }

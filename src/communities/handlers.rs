@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::service::{self, CommunityPatch, NewCommunity, text, visibility};
 use super::tree::{self, NewRoomInput, RoomPatch};
-use super::views::{CommunityView, GroupView, InviteView, MemberView, Page, RoomView, Tree, double_option};
+use super::views::{
+    CommunityView, GroupView, InviteView, MemberView, Page, RoomView, Tree, double_option,
+};
 use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::identity::AuthUser;
@@ -28,16 +30,33 @@ fn all_ok<T>(results: Vec<Result<T, FieldError>>) -> Result<Vec<T>, AppError> {
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(values) } else { Err(AppError::Validation(errors)) }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(AppError::Validation(errors))
+    }
 }
 
-async fn at<P: Permission>(state: &AppState, auth: &AuthUser, id: Uuid, kind: ScopeKind) -> Result<Authorized<P>, AppError> {
-    let scope = state.permissions.scope(auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    let same_kind = scope.kind == kind || (kind == ScopeKind::Room && scope.kind == ScopeKind::Dm);
-    if !same_kind {
-        return Err(AppError::NotFound);
-    }
-    state.permissions.require_at(auth.user_id, scope).await
+/// An optional text field of a PATCH body, checked like `text`.
+fn optional(
+    field: &str,
+    value: Option<&str>,
+    min: usize,
+    max: usize,
+) -> Result<Option<String>, AppError> {
+    value
+        .map(|v| text(field, v, min, max))
+        .transpose()
+        .map_err(|e| AppError::Validation(vec![e]))
+}
+
+async fn at<P: Permission>(
+    state: &AppState,
+    auth: &AuthUser,
+    id: Uuid,
+    kind: ScopeKind,
+) -> Result<Authorized<P>, AppError> {
+    state.permissions.require_kind(auth.user_id, id, kind).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -53,11 +72,20 @@ pub struct CreateCommunity {
 /// Create a community; the caller becomes its first owner.
 #[utoipa::path(post, path = "/v1/communities", tag = "communities", security(("bearer" = [])), request_body = CreateCommunity,
     responses((status = 201, body = CommunityView), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create_community(State(state): State<AppState>, auth: AuthUser, Json(body): Json<CreateCommunity>) -> Result<(StatusCode, Json<CommunityView>), AppError> {
+pub async fn create_community(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(body): Json<CreateCommunity>,
+) -> Result<(StatusCode, Json<CommunityView>), AppError> {
     let vis = visibility(&body.visibility);
     let fields = all_ok(vec![
         text("name", &body.name, 1, 100),
-        text("description", body.description.as_deref().unwrap_or(""), 0, 1000),
+        text(
+            "description",
+            body.description.as_deref().unwrap_or(""),
+            0,
+            1000,
+        ),
     ]);
     let (fields, vis) = match (fields, vis) {
         (Ok(f), Ok(v)) => (f, v),
@@ -69,21 +97,40 @@ pub async fn create_community(State(state): State<AppState>, auth: AuthUser, Jso
         (_, Err(e)) => return Err(AppError::Validation(vec![e])),
     };
     let [name, description]: [String; 2] = fields.try_into().map_err(|_| AppError::NotFound)?;
-    let community = service::create(&state, auth.user_id, NewCommunity { name, description, visibility: vis }).await?;
+    let community = service::create(
+        &state,
+        auth.user_id,
+        NewCommunity {
+            name,
+            description,
+            visibility: vis,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(community)))
 }
 
 /// The caller's communities (cursor-paged by id).
 #[utoipa::path(get, path = "/v1/communities", tag = "communities", security(("bearer" = [])), params(PageParams),
     responses((status = 200, body = Page<CommunityView>)))]
-pub async fn my_communities(State(state): State<AppState>, auth: AuthUser, Query(page): Query<PageParams>) -> Result<Json<Page<CommunityView>>, AppError> {
-    service::mine(&state, auth.user_id, page.cursor()?, page.limit()?).await.map(Json)
+pub async fn my_communities(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<CommunityView>>, AppError> {
+    service::mine(&state, auth.user_id, page.cursor()?, page.limit()?)
+        .await
+        .map(Json)
 }
 
 /// A community the caller can see (member, or a public one).
 #[utoipa::path(get, path = "/v1/communities/{community_id}", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     responses((status = 200, body = CommunityView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_community(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CommunityView>, AppError> {
+pub async fn get_community(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CommunityView>, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     service::get(&state, &proof).await.map(Json)
 }
@@ -99,18 +146,42 @@ pub struct UpdateCommunity {
 #[utoipa::path(patch, path = "/v1/communities/{community_id}", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     request_body = UpdateCommunity,
     responses((status = 200, body = CommunityView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn update_community(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Json(body): Json<UpdateCommunity>) -> Result<Json<CommunityView>, AppError> {
-    let name = body.name.as_deref().map(|n| text("name", n, 1, 100)).transpose().map_err(|e| AppError::Validation(vec![e]))?;
-    let description = body.description.as_deref().map(|d| text("description", d, 0, 1000)).transpose().map_err(|e| AppError::Validation(vec![e]))?;
-    let vis = body.visibility.as_deref().map(visibility).transpose().map_err(|e| AppError::Validation(vec![e]))?;
+pub async fn update_community(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateCommunity>,
+) -> Result<Json<CommunityView>, AppError> {
+    let name = optional("name", body.name.as_deref(), 1, 100)?;
+    let description = optional("description", body.description.as_deref(), 0, 1000)?;
+    let vis = body
+        .visibility
+        .as_deref()
+        .map(visibility)
+        .transpose()
+        .map_err(|e| AppError::Validation(vec![e]))?;
     let proof = at::<perm::ManageCommunity>(&state, &auth, id, ScopeKind::Community).await?;
-    service::update(&state, &proof, CommunityPatch { name, description, visibility: vis }).await.map(Json)
+    service::update(
+        &state,
+        &proof,
+        CommunityPatch {
+            name,
+            description,
+            visibility: vis,
+        },
+    )
+    .await
+    .map(Json)
 }
 
 /// Delete a community and everything in it (owners only).
 #[utoipa::path(delete, path = "/v1/communities/{community_id}", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn delete_community(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AppError> {
+pub async fn delete_community(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     service::delete(&state, &proof).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -119,7 +190,11 @@ pub async fn delete_community(State(state): State<AppState>, auth: AuthUser, Pat
 /// The groups, subgroups and rooms the caller can see, nested.
 #[utoipa::path(get, path = "/v1/communities/{community_id}/tree", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     responses((status = 200, body = Tree), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_tree(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Tree>, AppError> {
+pub async fn get_tree(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Tree>, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     tree::tree(&state, &proof).await.map(Json)
 }
@@ -127,7 +202,21 @@ pub async fn get_tree(State(state): State<AppState>, auth: AuthUser, Path(id): P
 /// Join a public community (idempotent).
 #[utoipa::path(post, path = "/v1/communities/{community_id}/join", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     responses((status = 200, body = CommunityView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn join(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CommunityView>, AppError> {
+pub async fn join(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CommunityView>, AppError> {
+    let scope = state
+        .permissions
+        .scope(auth.user_id, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if scope.kind == ScopeKind::Community && scope.is_banned() {
+        return Err(AppError::Forbidden(
+            "you are banned from this community".into(),
+        ));
+    }
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     service::join(&state, &proof).await.map(Json)
 }
@@ -144,12 +233,20 @@ pub struct CreateInvite {
 #[utoipa::path(post, path = "/v1/communities/{community_id}/invites", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     request_body = CreateInvite,
     responses((status = 201, body = InviteView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create_invite(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Json(body): Json<CreateInvite>) -> Result<(StatusCode, Json<InviteView>), AppError> {
+pub async fn create_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CreateInvite>,
+) -> Result<(StatusCode, Json<InviteView>), AppError> {
     let mut errors = Vec::new();
     if body.max_uses.is_some_and(|n| n < 1) {
         errors.push(FieldError::new("max_uses", "must be at least 1"));
     }
-    if body.expires_in_s.is_some_and(|s| !(1..=365 * 24 * 3600).contains(&s)) {
+    if body
+        .expires_in_s
+        .is_some_and(|s| !(1..=365 * 24 * 3600).contains(&s))
+    {
         errors.push(FieldError::new("expires_in_s", "must be 1 s to 365 days"));
     }
     if !errors.is_empty() {
@@ -163,24 +260,41 @@ pub async fn create_invite(State(state): State<AppState>, auth: AuthUser, Path(i
 /// Accept an invite; unknown, expired and used-up codes are all 404.
 #[utoipa::path(post, path = "/v1/invites/{code}/accept", tag = "communities", security(("bearer" = [])), params(("code" = String, Path)),
     responses((status = 200, body = CommunityView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn accept_invite(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> Result<Json<CommunityView>, AppError> {
-    service::accept_invite(&state, auth.user_id, &code).await.map(Json)
+pub async fn accept_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> Result<Json<CommunityView>, AppError> {
+    service::accept_invite(&state, auth.user_id, &code)
+        .await
+        .map(Json)
 }
 
 /// Members of a community (cursor-paged by user id).
 #[utoipa::path(get, path = "/v1/communities/{community_id}/members", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path), PageParams),
     responses((status = 200, body = Page<MemberView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn members(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Query(page): Query<PageParams>) -> Result<Json<Page<MemberView>>, AppError> {
+pub async fn members(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<MemberView>>, AppError> {
     let (cursor, limit) = (page.cursor()?, page.limit()?);
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
-    service::members(&state, &proof, cursor, limit).await.map(Json)
+    service::members(&state, &proof, cursor, limit)
+        .await
+        .map(Json)
 }
 
 /// Kick a member (kick permission), or leave with one's own id. The last owner cannot leave.
 #[utoipa::path(delete, path = "/v1/communities/{community_id}/members/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
-pub async fn remove_member(State(state): State<AppState>, auth: AuthUser, Path((id, user)): Path<(Uuid, Uuid)>) -> Result<StatusCode, AppError> {
+pub async fn remove_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     service::remove_member(&state, &proof, user).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -196,9 +310,18 @@ pub struct BanRequest {
 #[utoipa::path(put, path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body(content = BanRequest, description = "Optional reason"),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn ban(State(state): State<AppState>, auth: AuthUser, Path((id, user)): Path<(Uuid, Uuid)>, body: axum::body::Bytes) -> Result<StatusCode, AppError> {
+pub async fn ban(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(Uuid, Uuid)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, AppError> {
     // The body is optional: an empty one means no reason.
-    let reason = if body.is_empty() { String::new() } else { crate::extract::parse_json::<BanRequest>(&body)?.reason };
+    let reason = if body.is_empty() {
+        String::new()
+    } else {
+        crate::extract::parse_json::<BanRequest>(&body)?.reason
+    };
     let reason = text("reason", &reason, 0, 500).map_err(|e| AppError::Validation(vec![e]))?;
     let proof = at::<perm::Ban>(&state, &auth, id, ScopeKind::Community).await?;
     service::ban(&state, &proof, user, &reason).await?;
@@ -209,7 +332,11 @@ pub async fn ban(State(state): State<AppState>, auth: AuthUser, Path((id, user))
 #[utoipa::path(delete, path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn unban(State(state): State<AppState>, auth: AuthUser, Path((id, user)): Path<(Uuid, Uuid)>) -> Result<StatusCode, AppError> {
+pub async fn unban(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::Ban>(&state, &auth, id, ScopeKind::Community).await?;
     service::unban(&state, &proof, user).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -226,7 +353,12 @@ pub struct CreateGroup {
 #[utoipa::path(post, path = "/v1/communities/{community_id}/groups", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     request_body = CreateGroup,
     responses((status = 201, body = GroupView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create_group(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Json(body): Json<CreateGroup>) -> Result<(StatusCode, Json<GroupView>), AppError> {
+pub async fn create_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CreateGroup>,
+) -> Result<(StatusCode, Json<GroupView>), AppError> {
     let name = text("name", &body.name, 1, 100).map_err(|e| AppError::Validation(vec![e]))?;
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     let group = tree::create_group(&state, &proof, &name, body.parent_id).await?;
@@ -236,7 +368,11 @@ pub async fn create_group(State(state): State<AppState>, auth: AuthUser, Path(id
 /// A group.
 #[utoipa::path(get, path = "/v1/groups/{group_id}", tag = "communities", security(("bearer" = [])), params(("group_id" = Uuid, Path)),
     responses((status = 200, body = GroupView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_group(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<Json<GroupView>, AppError> {
+pub async fn get_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<GroupView>, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Group).await?;
     tree::get_group(&state, &proof).await.map(Json)
 }
@@ -247,6 +383,7 @@ pub struct UpdateGroup {
     /// Move under another group; `null` moves it to the top level.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Uuid>)]
+    #[allow(clippy::option_option)] // absent = keep, null = top level
     pub parent_id: Option<Option<Uuid>>,
 }
 
@@ -255,16 +392,27 @@ pub struct UpdateGroup {
 #[utoipa::path(patch, path = "/v1/groups/{group_id}", tag = "communities", security(("bearer" = [])), params(("group_id" = Uuid, Path)),
     request_body = UpdateGroup,
     responses((status = 200, body = GroupView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn update_group(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Json(body): Json<UpdateGroup>) -> Result<Json<GroupView>, AppError> {
-    let name = body.name.as_deref().map(|n| text("name", n, 1, 100)).transpose().map_err(|e| AppError::Validation(vec![e]))?;
+pub async fn update_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateGroup>,
+) -> Result<Json<GroupView>, AppError> {
+    let name = optional("name", body.name.as_deref(), 1, 100)?;
     let proof = at::<perm::ManageGroups>(&state, &auth, id, ScopeKind::Group).await?;
-    tree::update_group(&state, &proof, name, body.parent_id).await.map(Json)
+    tree::update_group(&state, &proof, name, body.parent_id)
+        .await
+        .map(Json)
 }
 
 /// Delete an empty group (409 while it holds subgroups or rooms).
 #[utoipa::path(delete, path = "/v1/groups/{group_id}", tag = "communities", security(("bearer" = [])), params(("group_id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
-pub async fn delete_group(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AppError> {
+pub async fn delete_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::ManageGroups>(&state, &auth, id, ScopeKind::Group).await?;
     tree::delete_group(&state, &proof).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -283,11 +431,24 @@ pub struct CreateRoom {
 #[utoipa::path(post, path = "/v1/communities/{community_id}/rooms", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     request_body = CreateRoom,
     responses((status = 201, body = RoomView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Json(body): Json<CreateRoom>) -> Result<(StatusCode, Json<RoomView>), AppError> {
-    let fields = all_ok(vec![text("name", &body.name, 1, 100), text("topic", body.topic.as_deref().unwrap_or(""), 0, 1024)])?;
+pub async fn create_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CreateRoom>,
+) -> Result<(StatusCode, Json<RoomView>), AppError> {
+    let fields = all_ok(vec![
+        text("name", &body.name, 1, 100),
+        text("topic", body.topic.as_deref().unwrap_or(""), 0, 1024),
+    ])?;
     let [name, topic]: [String; 2] = fields.try_into().map_err(|_| AppError::NotFound)?;
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
-    let input = NewRoomInput { name, topic, group_id: body.group_id, private: body.private };
+    let input = NewRoomInput {
+        name,
+        topic,
+        group_id: body.group_id,
+        private: body.private,
+    };
     let room = tree::create_room(&state, &proof, input).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
@@ -295,7 +456,11 @@ pub async fn create_room(State(state): State<AppState>, auth: AuthUser, Path(id)
 /// A room or DM.
 #[utoipa::path(get, path = "/v1/rooms/{room_id}", tag = "communities", security(("bearer" = [])), params(("room_id" = Uuid, Path)),
     responses((status = 200, body = RoomView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<Json<RoomView>, AppError> {
+pub async fn get_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RoomView>, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Room).await?;
     tree::get_room(&state, &proof).await.map(Json)
 }
@@ -308,6 +473,7 @@ pub struct UpdateRoom {
     /// Move under another group; `null` moves it directly under the community.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Uuid>)]
+    #[allow(clippy::option_option)] // absent = keep, null = under the community
     pub group_id: Option<Option<Uuid>>,
 }
 
@@ -315,18 +481,32 @@ pub struct UpdateRoom {
 #[utoipa::path(patch, path = "/v1/rooms/{room_id}", tag = "communities", security(("bearer" = [])), params(("room_id" = Uuid, Path)),
     request_body = UpdateRoom,
     responses((status = 200, body = RoomView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn update_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>, Json(body): Json<UpdateRoom>) -> Result<Json<RoomView>, AppError> {
-    let name = body.name.as_deref().map(|n| text("name", n, 1, 100)).transpose().map_err(|e| AppError::Validation(vec![e]))?;
-    let topic = body.topic.as_deref().map(|t| text("topic", t, 0, 1024)).transpose().map_err(|e| AppError::Validation(vec![e]))?;
+pub async fn update_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateRoom>,
+) -> Result<Json<RoomView>, AppError> {
+    let name = optional("name", body.name.as_deref(), 1, 100)?;
+    let topic = optional("topic", body.topic.as_deref(), 0, 1024)?;
     let proof = at::<perm::ManageRooms>(&state, &auth, id, ScopeKind::Room).await?;
-    let patch = RoomPatch { name, topic, group_id: body.group_id, private: body.private };
+    let patch = RoomPatch {
+        name,
+        topic,
+        group_id: body.group_id,
+        private: body.private,
+    };
     tree::update_room(&state, &proof, patch).await.map(Json)
 }
 
 /// Delete a room (manage_rooms).
 #[utoipa::path(delete, path = "/v1/rooms/{room_id}", tag = "communities", security(("bearer" = [])), params(("room_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn delete_room(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AppError> {
+pub async fn delete_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::ManageRooms>(&state, &auth, id, ScopeKind::Room).await?;
     tree::delete_room(&state, &proof).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -336,7 +516,11 @@ pub async fn delete_room(State(state): State<AppState>, auth: AuthUser, Path(id)
 #[utoipa::path(put, path = "/v1/rooms/{room_id}/members/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn add_room_member(State(state): State<AppState>, auth: AuthUser, Path((id, user)): Path<(Uuid, Uuid)>) -> Result<StatusCode, AppError> {
+pub async fn add_room_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Room).await?;
     tree::set_room_member(&state, &proof, user, true).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -346,7 +530,11 @@ pub async fn add_room_member(State(state): State<AppState>, auth: AuthUser, Path
 #[utoipa::path(delete, path = "/v1/rooms/{room_id}/members/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn remove_room_member(State(state): State<AppState>, auth: AuthUser, Path((id, user)): Path<(Uuid, Uuid)>) -> Result<StatusCode, AppError> {
+pub async fn remove_room_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, user)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, AppError> {
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Room).await?;
     tree::set_room_member(&state, &proof, user, false).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -361,9 +549,20 @@ pub struct OpenDm {
 /// The DM room for exactly this set of users (same set, same room): 201 when new, 200 when it existed.
 #[utoipa::path(post, path = "/v1/dms", tag = "communities", security(("bearer" = [])), request_body = OpenDm,
     responses((status = 200, body = RoomView), (status = 201, body = RoomView), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn open_dm(State(state): State<AppState>, auth: AuthUser, Json(body): Json<OpenDm>) -> Result<(StatusCode, Json<RoomView>), AppError> {
+pub async fn open_dm(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(body): Json<OpenDm>,
+) -> Result<(StatusCode, Json<RoomView>), AppError> {
     let (created, room) = tree::open_dm(&state, auth.user_id, &body.user_ids).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(room)))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(room),
+    ))
 }
 
 #[allow(dead_code)]

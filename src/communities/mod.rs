@@ -16,7 +16,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     use handlers as h;
     OpenApiRouter::new()
         .routes(routes!(h::create_community, h::my_communities))
-        .routes(routes!(h::get_community, h::update_community, h::delete_community))
+        .routes(routes!(
+            h::get_community,
+            h::update_community,
+            h::delete_community
+        ))
         .routes(routes!(h::get_tree))
         .routes(routes!(h::join))
         .routes(routes!(h::create_invite))

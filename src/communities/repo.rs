@@ -8,7 +8,11 @@ fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
-async fn exec(db: &impl ConnectionTrait, sql: &str, values: impl IntoIterator<Item = Value>) -> Result<u64, DbErr> {
+async fn exec(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: impl IntoIterator<Item = Value>,
+) -> Result<u64, DbErr> {
     Ok(db.execute_raw(stmt(sql, values)).await?.rows_affected())
 }
 
@@ -35,14 +39,29 @@ pub async fn insert_community(
 ) -> Result<(), DbErr> {
     let sql = "INSERT INTO communities (id, name, description, visibility, created_by, max_depth) VALUES ($1, $2, $3, $4, $5, $6)";
     let depth = i32::try_from(max_depth).unwrap_or(8);
-    exec(db, sql, [id.into(), name.into(), description.into(), visibility.into(), creator.into(), depth.into()]).await?;
+    exec(
+        db,
+        sql,
+        [
+            id.into(),
+            name.into(),
+            description.into(),
+            visibility.into(),
+            creator.into(),
+            depth.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 pub async fn community(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<CommunityRow>, DbErr> {
-    CommunityRow::find_by_statement(stmt(&format!("SELECT {COMMUNITY} FROM communities WHERE id = $1"), [id.into()]))
-        .one(db)
-        .await
+    CommunityRow::find_by_statement(stmt(
+        &format!("SELECT {COMMUNITY} FROM communities WHERE id = $1"),
+        [id.into()],
+    ))
+    .one(db)
+    .await
 }
 
 pub async fn update_community(
@@ -53,19 +72,33 @@ pub async fn update_community(
     visibility: &str,
 ) -> Result<(), DbErr> {
     let sql = "UPDATE communities SET name = $2, description = $3, visibility = $4 WHERE id = $1";
-    exec(db, sql, [id.into(), name.into(), description.into(), visibility.into()]).await?;
+    exec(
+        db,
+        sql,
+        [
+            id.into(),
+            name.into(),
+            description.into(),
+            visibility.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 pub async fn delete_community(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    // Rooms first: their group references are RESTRICT, the community cascade would trip on them.
-    exec(db, "DELETE FROM rooms WHERE community_id = $1", [id.into()]).await?;
+    // One statement: groups, rooms and the rest cascade; group references are checked at its end.
     exec(db, "DELETE FROM communities WHERE id = $1", [id.into()]).await?;
     Ok(())
 }
 
 /// The user's communities, ordered by id, after `after`.
-pub async fn communities_of(db: &impl ConnectionTrait, user: Uuid, after: Option<Uuid>, limit: u64) -> Result<Vec<CommunityRow>, DbErr> {
+pub async fn communities_of(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<CommunityRow>, DbErr> {
     let sql = format!(
         "SELECT c.{} FROM communities c JOIN community_members m ON m.community_id = c.id \
          WHERE m.user_id = $1 AND ($2::uuid IS NULL OR c.id > $2) ORDER BY c.id LIMIT $3",
@@ -92,18 +125,36 @@ pub struct GroupRow {
 
 const GROUP: &str = "id, community_id, parent_id, name, path, created_at";
 
-pub async fn insert_group(db: &impl ConnectionTrait, community: Uuid, parent: Option<Uuid>, name: &str) -> Result<GroupRow, DbErr> {
-    let sql = format!("INSERT INTO groups (id, community_id, parent_id, name) VALUES ($1, $2, $3, $4) RETURNING {GROUP}");
-    GroupRow::find_by_statement(stmt(&sql, [Uuid::now_v7().into(), community.into(), parent.into(), name.into()]))
-        .one(db)
-        .await?
-        .ok_or(DbErr::RecordNotInserted)
+pub async fn insert_group(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    parent: Option<Uuid>,
+    name: &str,
+) -> Result<GroupRow, DbErr> {
+    let sql = format!(
+        "INSERT INTO groups (id, community_id, parent_id, name) VALUES ($1, $2, $3, $4) RETURNING {GROUP}"
+    );
+    GroupRow::find_by_statement(stmt(
+        &sql,
+        [
+            Uuid::now_v7().into(),
+            community.into(),
+            parent.into(),
+            name.into(),
+        ],
+    ))
+    .one(db)
+    .await?
+    .ok_or(DbErr::RecordNotInserted)
 }
 
 pub async fn group(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<GroupRow>, DbErr> {
-    GroupRow::find_by_statement(stmt(&format!("SELECT {GROUP} FROM groups WHERE id = $1"), [id.into()]))
-        .one(db)
-        .await
+    GroupRow::find_by_statement(stmt(
+        &format!("SELECT {GROUP} FROM groups WHERE id = $1"),
+        [id.into()],
+    ))
+    .one(db)
+    .await
 }
 
 pub async fn groups_of(db: &impl ConnectionTrait, community: Uuid) -> Result<Vec<GroupRow>, DbErr> {
@@ -115,8 +166,14 @@ pub async fn groups_of(db: &impl ConnectionTrait, community: Uuid) -> Result<Vec
     .await
 }
 
-pub async fn update_group(db: &impl ConnectionTrait, id: Uuid, name: &str, parent: Option<Uuid>) -> Result<GroupRow, DbErr> {
-    let sql = format!("UPDATE groups SET name = $2, parent_id = $3 WHERE id = $1 RETURNING {GROUP}");
+pub async fn update_group(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    name: &str,
+    parent: Option<Uuid>,
+) -> Result<GroupRow, DbErr> {
+    let sql =
+        format!("UPDATE groups SET name = $2, parent_id = $3 WHERE id = $1 RETURNING {GROUP}");
     GroupRow::find_by_statement(stmt(&sql, [id.into(), name.into(), parent.into()]))
         .one(db)
         .await?
@@ -130,11 +187,16 @@ pub async fn group_is_empty(db: &impl ConnectionTrait, id: Uuid) -> Result<bool,
     }
     let sql = "SELECT NOT EXISTS (SELECT 1 FROM groups WHERE parent_id = $1) \
                AND NOT EXISTS (SELECT 1 FROM rooms WHERE group_id = $1) AS empty";
-    Ok(Row::find_by_statement(stmt(sql, [id.into()])).one(db).await?.is_some_and(|r| r.empty))
+    Ok(Row::find_by_statement(stmt(sql, [id.into()]))
+        .one(db)
+        .await?
+        .is_some_and(|r| r.empty))
 }
 
 pub async fn delete_group(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    exec(db, "DELETE FROM groups WHERE id = $1", [id.into()]).await.map(|_| ())
+    exec(db, "DELETE FROM groups WHERE id = $1", [id.into()])
+        .await
+        .map(|_| ())
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -177,19 +239,28 @@ pub async fn insert_room(db: &impl ConnectionTrait, new: NewRoom<'_>) -> Result<
         new.private.into(),
         new.dm_key.into(),
     ];
-    RoomRow::find_by_statement(stmt(&sql, values)).one(db).await?.ok_or(DbErr::RecordNotInserted)
+    RoomRow::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or(DbErr::RecordNotInserted)
 }
 
 pub async fn room(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<RoomRow>, DbErr> {
-    RoomRow::find_by_statement(stmt(&format!("SELECT {ROOM} FROM rooms WHERE id = $1"), [id.into()]))
-        .one(db)
-        .await
+    RoomRow::find_by_statement(stmt(
+        &format!("SELECT {ROOM} FROM rooms WHERE id = $1"),
+        [id.into()],
+    ))
+    .one(db)
+    .await
 }
 
 pub async fn dm_by_key(db: &impl ConnectionTrait, key: &str) -> Result<Option<RoomRow>, DbErr> {
-    RoomRow::find_by_statement(stmt(&format!("SELECT {ROOM} FROM rooms WHERE dm_key = $1"), [key.into()]))
-        .one(db)
-        .await
+    RoomRow::find_by_statement(stmt(
+        &format!("SELECT {ROOM} FROM rooms WHERE dm_key = $1"),
+        [key.into()],
+    ))
+    .one(db)
+    .await
 }
 
 pub async fn rooms_of(db: &impl ConnectionTrait, community: Uuid) -> Result<Vec<RoomRow>, DbErr> {
@@ -202,22 +273,49 @@ pub async fn rooms_of(db: &impl ConnectionTrait, community: Uuid) -> Result<Vec<
 }
 
 pub async fn update_room(db: &impl ConnectionTrait, room: &RoomRow) -> Result<RoomRow, DbErr> {
-    let sql = format!("UPDATE rooms SET name = $2, topic = $3, group_id = $4, private = $5 WHERE id = $1 RETURNING {ROOM}");
-    let values = [room.id.into(), room.name.clone().into(), room.topic.clone().into(), room.group_id.into(), room.private.into()];
-    RoomRow::find_by_statement(stmt(&sql, values)).one(db).await?.ok_or(DbErr::RecordNotUpdated)
+    let sql = format!(
+        "UPDATE rooms SET name = $2, topic = $3, group_id = $4, private = $5 WHERE id = $1 RETURNING {ROOM}"
+    );
+    let values = [
+        room.id.into(),
+        room.name.clone().into(),
+        room.topic.clone().into(),
+        room.group_id.into(),
+        room.private.into(),
+    ];
+    RoomRow::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or(DbErr::RecordNotUpdated)
 }
 
 pub async fn delete_room(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    exec(db, "DELETE FROM rooms WHERE id = $1", [id.into()]).await.map(|_| ())
+    exec(db, "DELETE FROM rooms WHERE id = $1", [id.into()])
+        .await
+        .map(|_| ())
 }
 
-pub async fn add_room_member(db: &impl ConnectionTrait, room: Uuid, user: Uuid) -> Result<bool, DbErr> {
+pub async fn add_room_member(
+    db: &impl ConnectionTrait,
+    room: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
     let sql = "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
     Ok(exec(db, sql, [room.into(), user.into()]).await? > 0)
 }
 
-pub async fn remove_room_member(db: &impl ConnectionTrait, room: Uuid, user: Uuid) -> Result<bool, DbErr> {
-    Ok(exec(db, "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2", [room.into(), user.into()]).await? > 0)
+pub async fn remove_room_member(
+    db: &impl ConnectionTrait,
+    room: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
+    Ok(exec(
+        db,
+        "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2",
+        [room.into(), user.into()],
+    )
+    .await?
+        > 0)
 }
 
 #[derive(FromQueryResult)]
@@ -226,14 +324,21 @@ struct IdRow {
 }
 
 pub async fn room_member_ids(db: &impl ConnectionTrait, room: Uuid) -> Result<Vec<Uuid>, DbErr> {
-    let rows = IdRow::find_by_statement(stmt("SELECT user_id AS id FROM room_members WHERE room_id = $1 ORDER BY added_at, user_id", [room.into()]))
-        .all(db)
-        .await?;
+    let rows = IdRow::find_by_statement(stmt(
+        "SELECT user_id AS id FROM room_members WHERE room_id = $1 ORDER BY added_at, user_id",
+        [room.into()],
+    ))
+    .all(db)
+    .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Private rooms of `community` that `user` is a member of.
-pub async fn private_rooms_of_user(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<Vec<Uuid>, DbErr> {
+pub async fn private_rooms_of_user(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+) -> Result<Vec<Uuid>, DbErr> {
     let rows = IdRow::find_by_statement(stmt(
         "SELECT m.room_id AS id FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE r.community_id = $1 AND m.user_id = $2",
         [community.into(), user.into()],
@@ -243,18 +348,42 @@ pub async fn private_rooms_of_user(db: &impl ConnectionTrait, community: Uuid, u
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-pub async fn add_member(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<bool, DbErr> {
+pub async fn add_member(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
     let sql = "INSERT INTO community_members (community_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
     Ok(exec(db, sql, [community.into(), user.into()]).await? > 0)
 }
 
-pub async fn remove_member(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<bool, DbErr> {
-    Ok(exec(db, "DELETE FROM community_members WHERE community_id = $1 AND user_id = $2", [community.into(), user.into()]).await? > 0)
+pub async fn remove_member(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
+    Ok(exec(
+        db,
+        "DELETE FROM community_members WHERE community_id = $1 AND user_id = $2",
+        [community.into(), user.into()],
+    )
+    .await?
+        > 0)
 }
 
-pub async fn is_member(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<bool, DbErr> {
-    let sql = "SELECT user_id AS id FROM community_members WHERE community_id = $1 AND user_id = $2";
-    Ok(IdRow::find_by_statement(stmt(sql, [community.into(), user.into()])).one(db).await?.is_some())
+pub async fn is_member(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
+    let sql =
+        "SELECT user_id AS id FROM community_members WHERE community_id = $1 AND user_id = $2";
+    Ok(
+        IdRow::find_by_statement(stmt(sql, [community.into(), user.into()]))
+            .one(db)
+            .await?
+            .is_some(),
+    )
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -263,16 +392,28 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
 }
 
-pub async fn members(db: &impl ConnectionTrait, community: Uuid, after: Option<Uuid>, limit: u64) -> Result<Vec<MemberRow>, DbErr> {
+pub async fn members(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<MemberRow>, DbErr> {
     let sql = "SELECT user_id, joined_at FROM community_members WHERE community_id = $1 \
                AND ($2::uuid IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3";
-    MemberRow::find_by_statement(stmt(sql, [community.into(), after.into(), limit_value(limit)]))
-        .all(db)
-        .await
+    MemberRow::find_by_statement(stmt(
+        sql,
+        [community.into(), after.into(), limit_value(limit)],
+    ))
+    .all(db)
+    .await
 }
 
 /// Whether every one of `others` shares at least one community with `user`.
-pub async fn all_share_a_community(db: &impl ConnectionTrait, user: Uuid, others: &[Uuid]) -> Result<bool, DbErr> {
+pub async fn all_share_a_community(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    others: &[Uuid],
+) -> Result<bool, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
         n: i64,
@@ -287,19 +428,46 @@ pub async fn all_share_a_community(db: &impl ConnectionTrait, user: Uuid, others
     Ok(usize::try_from(n).unwrap_or(0) == others.len())
 }
 
-pub async fn is_banned(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<bool, DbErr> {
+pub async fn is_banned(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
     let sql = "SELECT user_id AS id FROM bans WHERE community_id = $1 AND user_id = $2";
-    Ok(IdRow::find_by_statement(stmt(sql, [community.into(), user.into()])).one(db).await?.is_some())
+    Ok(
+        IdRow::find_by_statement(stmt(sql, [community.into(), user.into()]))
+            .one(db)
+            .await?
+            .is_some(),
+    )
 }
 
-pub async fn ban(db: &impl ConnectionTrait, community: Uuid, user: Uuid, by: Uuid, reason: &str) -> Result<(), DbErr> {
+pub async fn ban(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+    by: Uuid,
+    reason: &str,
+) -> Result<(), DbErr> {
     let sql = "INSERT INTO bans (community_id, user_id, banned_by, reason) VALUES ($1, $2, $3, $4) \
                ON CONFLICT (community_id, user_id) DO UPDATE SET reason = EXCLUDED.reason";
-    exec(db, sql, [community.into(), user.into(), by.into(), reason.into()]).await.map(|_| ())
+    exec(
+        db,
+        sql,
+        [community.into(), user.into(), by.into(), reason.into()],
+    )
+    .await
+    .map(|_| ())
 }
 
 pub async fn unban(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<bool, DbErr> {
-    Ok(exec(db, "DELETE FROM bans WHERE community_id = $1 AND user_id = $2", [community.into(), user.into()]).await? > 0)
+    Ok(exec(
+        db,
+        "DELETE FROM bans WHERE community_id = $1 AND user_id = $2",
+        [community.into(), user.into()],
+    )
+    .await?
+        > 0)
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -327,10 +495,19 @@ pub async fn insert_invite(
          VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint IS NULL THEN NULL ELSE now() + make_interval(secs => $5::bigint) END) \
          RETURNING {INVITE}"
     );
-    InviteRow::find_by_statement(stmt(&sql, [code.into(), community.into(), by.into(), max_uses.into(), expires_in_s.into()]))
-        .one(db)
-        .await?
-        .ok_or(DbErr::RecordNotInserted)
+    InviteRow::find_by_statement(stmt(
+        &sql,
+        [
+            code.into(),
+            community.into(),
+            by.into(),
+            max_uses.into(),
+            expires_in_s.into(),
+        ],
+    ))
+    .one(db)
+    .await?
+    .ok_or(DbErr::RecordNotInserted)
 }
 
 /// Spends one use of a live invite; `None` when unknown, expired or used up.
@@ -339,5 +516,7 @@ pub async fn use_invite(db: &impl ConnectionTrait, code: &str) -> Result<Option<
         "UPDATE invites SET uses = uses + 1 WHERE code = $1 AND (expires_at IS NULL OR expires_at > now()) \
          AND (max_uses IS NULL OR uses < max_uses) RETURNING {INVITE}"
     );
-    InviteRow::find_by_statement(stmt(&sql, [code.into()])).one(db).await
+    InviteRow::find_by_statement(stmt(&sql, [code.into()]))
+        .one(db)
+        .await
 }

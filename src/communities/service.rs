@@ -18,10 +18,16 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, Fi
     let value = raw.trim();
     let len = value.chars().count();
     if len < min || len > max {
-        return Err(FieldError::new(field, format!("must be {min}-{max} characters long")));
+        return Err(FieldError::new(
+            field,
+            format!("must be {min}-{max} characters long"),
+        ));
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -41,10 +47,23 @@ pub struct NewCommunity {
 }
 
 /// Creates the community with its built-in roles; the creator becomes member and owner.
-pub async fn create(state: &AppState, creator: Uuid, new: NewCommunity) -> Result<CommunityView, AppError> {
+pub async fn create(
+    state: &AppState,
+    creator: Uuid,
+    new: NewCommunity,
+) -> Result<CommunityView, AppError> {
     let id = Uuid::now_v7();
     let txn = state.permissions.begin_as(creator).await?;
-    repo::insert_community(&txn, id, &new.name, &new.description, new.visibility, creator, state.config.max_group_depth).await?;
+    repo::insert_community(
+        &txn,
+        id,
+        &new.name,
+        &new.description,
+        new.visibility,
+        creator,
+        state.config.max_group_depth,
+    )
+    .await?;
     permissions::setup_community(&txn, id, creator).await?;
     repo::add_member(&txn, id, creator).await?;
     let version = permissions::recompile(&txn, id).await?;
@@ -54,12 +73,17 @@ pub async fn create(state: &AppState, creator: Uuid, new: NewCommunity) -> Resul
     Ok(row.into())
 }
 
-pub async fn get(state: &AppState, auth: &Authorized<perm::View>) -> Result<CommunityView, AppError> {
+pub async fn get(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+) -> Result<CommunityView, AppError> {
     load(state, auth.scope().id).await.map(CommunityView::from)
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<CommunityRow, AppError> {
-    repo::community(&state.db, id).await?.ok_or(AppError::NotFound)
+    repo::community(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 pub struct CommunityPatch {
@@ -68,10 +92,20 @@ pub struct CommunityPatch {
     pub visibility: Option<&'static str>,
 }
 
-pub async fn update(state: &AppState, auth: &Authorized<perm::ManageCommunity>, patch: CommunityPatch) -> Result<CommunityView, AppError> {
+pub async fn update(
+    state: &AppState,
+    auth: &Authorized<perm::ManageCommunity>,
+    patch: CommunityPatch,
+) -> Result<CommunityView, AppError> {
     let id = auth.scope().id;
     let current = load(state, id).await?;
-    let visibility = patch.visibility.unwrap_or(if current.visibility == "public" { "public" } else { "private" });
+    let visibility = patch
+        .visibility
+        .unwrap_or(if current.visibility == "public" {
+            "public"
+        } else {
+            "private"
+        });
     let txn = state.permissions.begin_as(auth.user()).await?;
     repo::update_community(
         &txn,
@@ -91,7 +125,9 @@ pub async fn update(state: &AppState, auth: &Authorized<perm::ManageCommunity>, 
 
 pub async fn delete(state: &AppState, auth: &Authorized<perm::View>) -> Result<(), AppError> {
     if !auth.is_owner() {
-        return Err(AppError::Forbidden("only owners can delete a community".into()));
+        return Err(AppError::Forbidden(
+            "only owners can delete a community".into(),
+        ));
     }
     let txn = state.db.begin().await?;
     repo::delete_community(&txn, auth.scope().id).await?;
@@ -99,19 +135,33 @@ pub async fn delete(state: &AppState, auth: &Authorized<perm::View>) -> Result<(
     Ok(())
 }
 
-pub async fn mine(state: &AppState, user: Uuid, cursor: Option<Cursor>, limit: u64) -> Result<Page<CommunityView>, AppError> {
+pub async fn mine(
+    state: &AppState,
+    user: Uuid,
+    cursor: Option<Cursor>,
+    limit: u64,
+) -> Result<Page<CommunityView>, AppError> {
     let after = cursor.map(|c| c.as_uuid()).transpose()?;
     let rows = repo::communities_of(&state.db, user, after, limit).await?;
-    Ok(page(rows.into_iter().map(CommunityView::from).collect(), limit, |c| c.id.to_string()))
+    Ok(page(
+        rows.into_iter().map(CommunityView::from).collect(),
+        limit,
+        |c| c.id.to_string(),
+    ))
 }
 
 pub fn page<T>(items: Vec<T>, limit: u64, key: impl Fn(&T) -> String) -> Page<T> {
-    let next_cursor = (items.len() as u64 == limit).then(|| items.last().map(|i| Cursor::encode(&key(i)))).flatten();
+    let next_cursor = (items.len() as u64 == limit)
+        .then(|| items.last().map(|i| Cursor::encode(&key(i))))
+        .flatten();
     Page { items, next_cursor }
 }
 
 /// Joins a public community (idempotent); banned users are refused.
-pub async fn join(state: &AppState, auth: &Authorized<perm::View>) -> Result<CommunityView, AppError> {
+pub async fn join(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+) -> Result<CommunityView, AppError> {
     let id = auth.scope().id;
     let community = load(state, id).await?;
     if community.visibility != "public" {
@@ -124,7 +174,9 @@ pub async fn join(state: &AppState, auth: &Authorized<perm::View>) -> Result<Com
 async fn add_member(state: &AppState, community: Uuid, user: Uuid) -> Result<(), AppError> {
     let txn = state.permissions.begin_as(user).await?;
     if repo::is_banned(&txn, community, user).await? {
-        return Err(AppError::Forbidden("you are banned from this community".into()));
+        return Err(AppError::Forbidden(
+            "you are banned from this community".into(),
+        ));
     }
     if repo::add_member(&txn, community, user).await? {
         let version = Permissions::version_in(&txn, community).await?;
@@ -145,17 +197,33 @@ pub async fn create_invite(
         .take(12)
         .map(char::from)
         .collect();
-    let row = repo::insert_invite(&state.db, &code, auth.scope().id, auth.user(), max_uses, expires_in_s).await?;
+    let row = repo::insert_invite(
+        &state.db,
+        &code,
+        auth.scope().id,
+        auth.user(),
+        max_uses,
+        expires_in_s,
+    )
+    .await?;
     Ok(row.into())
 }
 
 /// Accepts an invite: unknown, expired and used-up codes all look the same (404).
-pub async fn accept_invite(state: &AppState, user: Uuid, code: &str) -> Result<CommunityView, AppError> {
+pub async fn accept_invite(
+    state: &AppState,
+    user: Uuid,
+    code: &str,
+) -> Result<CommunityView, AppError> {
     let txn = state.permissions.begin_as(user).await?;
-    let invite = repo::use_invite(&txn, code).await?.ok_or(AppError::NotFound)?;
+    let invite = repo::use_invite(&txn, code)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let community = invite.community_id;
     if repo::is_banned(&txn, community, user).await? {
-        return Err(AppError::Forbidden("you are banned from this community".into()));
+        return Err(AppError::Forbidden(
+            "you are banned from this community".into(),
+        ));
     }
     if !repo::add_member(&txn, community, user).await? {
         // Already a member: do not spend the use.
@@ -195,11 +263,17 @@ pub async fn members(
 
 /// Leaving (own id) needs no permission; removing someone else needs `kick`. Owners cannot be
 /// kicked, and the last owner cannot leave.
-pub async fn remove_member(state: &AppState, auth: &Authorized<perm::View>, user: Uuid) -> Result<(), AppError> {
+pub async fn remove_member(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+    user: Uuid,
+) -> Result<(), AppError> {
     let community = auth.scope().id;
     if user != auth.user() {
         if !auth.perms().contains(permissions::Perm::Kick) {
-            return Err(AppError::Forbidden("requires the kick permission here".into()));
+            return Err(AppError::Forbidden(
+                "requires the kick permission here".into(),
+            ));
         }
         ensure_not_owner(state, community, user).await?;
     }
@@ -219,12 +293,19 @@ pub async fn remove_member(state: &AppState, auth: &Authorized<perm::View>, user
 async fn ensure_not_owner(state: &AppState, community: Uuid, user: Uuid) -> Result<(), AppError> {
     let index = state.permissions.index(community).await?;
     if index.index().is_owner(user, community) {
-        return Err(AppError::Forbidden("owners cannot be kicked or banned; demote them first".into()));
+        return Err(AppError::Forbidden(
+            "owners cannot be kicked or banned; demote them first".into(),
+        ));
     }
     Ok(())
 }
 
-pub async fn ban(state: &AppState, auth: &Authorized<perm::Ban>, user: Uuid, reason: &str) -> Result<(), AppError> {
+pub async fn ban(
+    state: &AppState,
+    auth: &Authorized<perm::Ban>,
+    user: Uuid,
+    reason: &str,
+) -> Result<(), AppError> {
     let community = auth.scope().id;
     if user == auth.user() {
         return Err(AppError::field("user_id", "you cannot ban yourself"));
@@ -242,7 +323,11 @@ pub async fn ban(state: &AppState, auth: &Authorized<perm::Ban>, user: Uuid, rea
     Ok(())
 }
 
-pub async fn unban(state: &AppState, auth: &Authorized<perm::Ban>, user: Uuid) -> Result<(), AppError> {
+pub async fn unban(
+    state: &AppState,
+    auth: &Authorized<perm::Ban>,
+    user: Uuid,
+) -> Result<(), AppError> {
     let txn = state.permissions.begin_as(auth.user()).await?;
     if !repo::unban(&txn, auth.scope().id, user).await? {
         return Err(AppError::NotFound);

@@ -34,14 +34,22 @@ async fn parent_scope<P: permissions::Permission>(
         return state.permissions.require(user, community).await;
     };
     let not_found = || AppError::field(field, "no such group in this community");
-    let scope = state.permissions.scope(user, group_id).await?.ok_or_else(not_found)?;
+    let scope = state
+        .permissions
+        .scope(user, group_id)
+        .await?
+        .ok_or_else(not_found)?;
     if scope.kind != permissions::ScopeKind::Group || scope.community_id != Some(community) {
         return Err(not_found());
     }
-    state.permissions.require_at(user, scope).await.map_err(|e| match e {
-        AppError::NotFound => not_found(),
-        other => other,
-    })
+    state
+        .permissions
+        .require_at(user, scope)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound => not_found(),
+            other => other,
+        })
 }
 
 pub async fn create_group(
@@ -51,12 +59,18 @@ pub async fn create_group(
     parent: Option<Uuid>,
 ) -> Result<GroupView, AppError> {
     let community = auth.scope().id;
-    let _allowed: Authorized<perm::CreateGroups> = parent_scope(state, auth.user(), community, parent, "parent_id").await?;
-    let row = repo::insert_group(&state.db, community, parent, name).await.map_err(tree_error)?;
+    let _allowed: Authorized<perm::CreateGroups> =
+        parent_scope(state, auth.user(), community, parent, "parent_id").await?;
+    let row = repo::insert_group(&state.db, community, parent, name)
+        .await
+        .map_err(tree_error)?;
     Ok(row.into())
 }
 
-pub async fn get_group(state: &AppState, auth: &Authorized<perm::View>) -> Result<GroupView, AppError> {
+pub async fn get_group(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+) -> Result<GroupView, AppError> {
     group_row(state, auth.scope().id).await.map(GroupView::from)
 }
 
@@ -75,23 +89,44 @@ pub async fn update_group(
     let moving = parent.is_some_and(|p| p != current.parent_id);
     let new_parent = parent.unwrap_or(current.parent_id);
     if moving {
-        let _allowed: Authorized<perm::CreateGroups> =
-            parent_scope(state, auth.user(), current.community_id, new_parent, "parent_id").await?;
+        let _allowed: Authorized<perm::CreateGroups> = parent_scope(
+            state,
+            auth.user(),
+            current.community_id,
+            new_parent,
+            "parent_id",
+        )
+        .await?;
     }
     let txn = state.permissions.begin_as(auth.user()).await?;
-    let row = repo::update_group(&txn, current.id, name.as_deref().unwrap_or(&current.name), new_parent)
-        .await
-        .map_err(tree_error)?;
+    let row = repo::update_group(
+        &txn,
+        current.id,
+        name.as_deref().unwrap_or(&current.name),
+        new_parent,
+    )
+    .await
+    .map_err(tree_error)?;
     // Depths changed: the evaluation order of policy lines follows them.
-    let version = if moving { Some(permissions::recompile(&txn, current.community_id).await?) } else { None };
+    let version = if moving {
+        Some(permissions::recompile(&txn, current.community_id).await?)
+    } else {
+        None
+    };
     txn.commit().await?;
     if let Some(version) = version {
-        state.permissions.committed(current.community_id, version).await;
+        state
+            .permissions
+            .committed(current.community_id, version)
+            .await;
     }
     Ok(row.into())
 }
 
-pub async fn delete_group(state: &AppState, auth: &Authorized<perm::ManageGroups>) -> Result<(), AppError> {
+pub async fn delete_group(
+    state: &AppState,
+    auth: &Authorized<perm::ManageGroups>,
+) -> Result<(), AppError> {
     let group = group_row(state, auth.scope().id).await?;
     let txn = state.permissions.begin_as(auth.user()).await?;
     if !repo::group_is_empty(&txn, group.id).await? {
@@ -103,7 +138,10 @@ pub async fn delete_group(state: &AppState, auth: &Authorized<perm::ManageGroups
     repo::delete_group(&txn, group.id).await?;
     let version = permissions::recompile(&txn, group.community_id).await?;
     txn.commit().await?;
-    state.permissions.committed(group.community_id, version).await;
+    state
+        .permissions
+        .committed(group.community_id, version)
+        .await;
     Ok(())
 }
 
@@ -114,9 +152,14 @@ pub struct NewRoomInput {
     pub private: bool,
 }
 
-pub async fn create_room(state: &AppState, auth: &Authorized<perm::View>, input: NewRoomInput) -> Result<RoomView, AppError> {
+pub async fn create_room(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+    input: NewRoomInput,
+) -> Result<RoomView, AppError> {
     let community = auth.scope().id;
-    let _allowed: Authorized<perm::CreateRooms> = parent_scope(state, auth.user(), community, input.group_id, "group_id").await?;
+    let _allowed: Authorized<perm::CreateRooms> =
+        parent_scope(state, auth.user(), community, input.group_id, "group_id").await?;
     let txn = state.db.begin().await?;
     let row = repo::insert_room(
         &txn,
@@ -138,7 +181,10 @@ pub async fn create_room(state: &AppState, auth: &Authorized<perm::View>, input:
     Ok(row.into())
 }
 
-pub async fn get_room(state: &AppState, auth: &Authorized<perm::View>) -> Result<RoomView, AppError> {
+pub async fn get_room(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+) -> Result<RoomView, AppError> {
     let row = room_row(state, auth.scope().id).await?;
     room_view(state, row).await
 }
@@ -164,15 +210,28 @@ pub struct RoomPatch {
     pub private: Option<bool>,
 }
 
-pub async fn update_room(state: &AppState, auth: &Authorized<perm::ManageRooms>, patch: RoomPatch) -> Result<RoomView, AppError> {
+pub async fn update_room(
+    state: &AppState,
+    auth: &Authorized<perm::ManageRooms>,
+    patch: RoomPatch,
+) -> Result<RoomView, AppError> {
     let mut room = room_row(state, auth.scope().id).await?;
     let Some(community) = room.community_id else {
-        return Err(AppError::field("room_id", "direct messages cannot be changed"));
+        return Err(AppError::field(
+            "room_id",
+            "direct messages cannot be changed",
+        ));
     };
     let moving = patch.group_id.is_some_and(|g| g != room.group_id);
     if moving {
-        let _allowed: Authorized<perm::CreateRooms> =
-            parent_scope(state, auth.user(), community, patch.group_id.flatten(), "group_id").await?;
+        let _allowed: Authorized<perm::CreateRooms> = parent_scope(
+            state,
+            auth.user(),
+            community,
+            patch.group_id.flatten(),
+            "group_id",
+        )
+        .await?;
         room.group_id = patch.group_id.flatten();
     }
     room.name = patch.name.unwrap_or(room.name);
@@ -180,7 +239,11 @@ pub async fn update_room(state: &AppState, auth: &Authorized<perm::ManageRooms>,
     room.private = patch.private.unwrap_or(room.private);
     let txn = state.permissions.begin_as(auth.user()).await?;
     let row = repo::update_room(&txn, &room).await.map_err(tree_error)?;
-    let version = if moving { Some(permissions::recompile(&txn, community).await?) } else { None };
+    let version = if moving {
+        Some(permissions::recompile(&txn, community).await?)
+    } else {
+        None
+    };
     txn.commit().await?;
     if let Some(version) = version {
         state.permissions.committed(community, version).await;
@@ -188,10 +251,16 @@ pub async fn update_room(state: &AppState, auth: &Authorized<perm::ManageRooms>,
     room_view(state, row).await
 }
 
-pub async fn delete_room(state: &AppState, auth: &Authorized<perm::ManageRooms>) -> Result<(), AppError> {
+pub async fn delete_room(
+    state: &AppState,
+    auth: &Authorized<perm::ManageRooms>,
+) -> Result<(), AppError> {
     let room = room_row(state, auth.scope().id).await?;
     let Some(community) = room.community_id else {
-        return Err(AppError::field("room_id", "direct messages cannot be deleted"));
+        return Err(AppError::field(
+            "room_id",
+            "direct messages cannot be deleted",
+        ));
     };
     let txn = state.permissions.begin_as(auth.user()).await?;
     repo::delete_room(&txn, room.id).await?;
@@ -202,17 +271,27 @@ pub async fn delete_room(state: &AppState, auth: &Authorized<perm::ManageRooms>)
 }
 
 /// Adds or removes a private-room member. Removing oneself needs no permission.
-pub async fn set_room_member(state: &AppState, auth: &Authorized<perm::View>, user: Uuid, add: bool) -> Result<(), AppError> {
+pub async fn set_room_member(
+    state: &AppState,
+    auth: &Authorized<perm::View>,
+    user: Uuid,
+    add: bool,
+) -> Result<(), AppError> {
     let room = room_row(state, auth.scope().id).await?;
     let Some(community) = room.community_id else {
         return Err(AppError::field("room_id", "DM membership is fixed"));
     };
     if !room.private {
-        return Err(AppError::field("room_id", "public rooms include every community member"));
+        return Err(AppError::field(
+            "room_id",
+            "public rooms include every community member",
+        ));
     }
     let leaving = !add && user == auth.user();
     if !leaving && !auth.perms().contains(Perm::ManageRooms) {
-        return Err(AppError::Forbidden("requires the manage_rooms permission here".into()));
+        return Err(AppError::Forbidden(
+            "requires the manage_rooms permission here".into(),
+        ));
     }
     if add {
         if !repo::is_member(&state.db, community, user).await? {
@@ -227,7 +306,11 @@ pub async fn set_room_member(state: &AppState, auth: &Authorized<perm::View>, us
 
 /// The DM room of exactly `{caller} ∪ others` (same set, same room). Everyone must share a
 /// community with the caller.
-pub async fn open_dm(state: &AppState, caller: Uuid, others: &[Uuid]) -> Result<(bool, RoomView), AppError> {
+pub async fn open_dm(
+    state: &AppState,
+    caller: Uuid,
+    others: &[Uuid],
+) -> Result<(bool, RoomView), AppError> {
     let mut members: BTreeSet<Uuid> = others.iter().copied().collect();
     members.remove(&caller);
     if members.is_empty() || members.len() > 9 {
@@ -235,10 +318,17 @@ pub async fn open_dm(state: &AppState, caller: Uuid, others: &[Uuid]) -> Result<
     }
     let others: Vec<Uuid> = members.iter().copied().collect();
     if !repo::all_share_a_community(&state.db, caller, &others).await? {
-        return Err(AppError::field("user_ids", "you can message only users who share a community with you"));
+        return Err(AppError::field(
+            "user_ids",
+            "you can message only users who share a community with you",
+        ));
     }
     members.insert(caller);
-    let key = members.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+    let key = members
+        .iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     if let Some(existing) = repo::dm_by_key(&state.db, &key).await? {
         return Ok((false, room_view(state, existing).await?));
     }
@@ -254,7 +344,9 @@ pub async fn open_dm(state: &AppState, caller: Uuid, others: &[Uuid]) -> Result<
     let Ok(row) = repo::insert_room(&txn, new).await else {
         // Lost a race with an identical request: that room is the one.
         drop(txn);
-        let existing = repo::dm_by_key(&state.db, &key).await?.ok_or(AppError::NotFound)?;
+        let existing = repo::dm_by_key(&state.db, &key)
+            .await?
+            .ok_or(AppError::NotFound)?;
         return Ok((false, room_view(state, existing).await?));
     };
     for member in &members {
@@ -268,10 +360,15 @@ pub async fn open_dm(state: &AppState, caller: Uuid, others: &[Uuid]) -> Result<
 /// still appears when something inside it is visible, so the path to it stays navigable.
 pub async fn tree(state: &AppState, auth: &Authorized<perm::View>) -> Result<Tree, AppError> {
     let community_id = auth.scope().id;
-    let community = repo::community(&state.db, community_id).await?.ok_or(AppError::NotFound)?;
+    let community = repo::community(&state.db, community_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let groups = repo::groups_of(&state.db, community_id).await?;
     let rooms = repo::rooms_of(&state.db, community_id).await?;
-    let mine: BTreeSet<Uuid> = repo::private_rooms_of_user(&state.db, community_id, auth.user()).await?.into_iter().collect();
+    let mine: BTreeSet<Uuid> = repo::private_rooms_of_user(&state.db, community_id, auth.user())
+        .await?
+        .into_iter()
+        .collect();
     let mut candidates: Vec<Candidate> = groups
         .iter()
         .map(|g| Candidate {
@@ -287,27 +384,49 @@ pub async fn tree(state: &AppState, auth: &Authorized<perm::View>) -> Result<Tre
         private: r.private,
         room_member: mine.contains(&r.id),
     }));
-    let visible: BTreeSet<Uuid> = state.permissions.visible(auth.user(), auth, &candidates).await?.into_iter().collect();
+    let visible: BTreeSet<Uuid> = state
+        .permissions
+        .visible(auth.user(), auth, &candidates)
+        .await?
+        .into_iter()
+        .collect();
     Ok(assemble(community.into(), groups, rooms, &visible))
 }
 
-fn assemble(community: CommunityView, groups: Vec<GroupRow>, rooms: Vec<RoomRow>, visible: &BTreeSet<Uuid>) -> Tree {
+fn assemble(
+    community: CommunityView,
+    groups: Vec<GroupRow>,
+    rooms: Vec<RoomRow>,
+    visible: &BTreeSet<Uuid>,
+) -> Tree {
     let mut rooms_by_group: HashMap<Option<Uuid>, Vec<RoomView>> = HashMap::new();
     for room in rooms.into_iter().filter(|r| visible.contains(&r.id)) {
-        rooms_by_group.entry(room.group_id).or_default().push(room.into());
+        rooms_by_group
+            .entry(room.group_id)
+            .or_default()
+            .push(room.into());
     }
     let mut children: HashMap<Option<Uuid>, Vec<GroupRow>> = HashMap::new();
     for group in groups {
         children.entry(group.parent_id).or_default().push(group);
     }
-    fn build(parent: Option<Uuid>, children: &mut HashMap<Option<Uuid>, Vec<GroupRow>>, rooms: &mut HashMap<Option<Uuid>, Vec<RoomView>>, visible: &BTreeSet<Uuid>) -> Vec<GroupNode> {
+    fn build(
+        parent: Option<Uuid>,
+        children: &mut HashMap<Option<Uuid>, Vec<GroupRow>>,
+        rooms: &mut HashMap<Option<Uuid>, Vec<RoomView>>,
+        visible: &BTreeSet<Uuid>,
+    ) -> Vec<GroupNode> {
         let mut nodes = Vec::new();
         for group in children.remove(&parent).unwrap_or_default() {
             let id = group.id;
             let sub = build(Some(id), children, rooms, visible);
             let own_rooms = rooms.remove(&Some(id)).unwrap_or_default();
             if visible.contains(&id) || !sub.is_empty() || !own_rooms.is_empty() {
-                nodes.push(GroupNode { group: group.into(), groups: sub, rooms: own_rooms });
+                nodes.push(GroupNode {
+                    group: group.into(),
+                    groups: sub,
+                    rooms: own_rooms,
+                });
             }
         }
         nodes

@@ -49,7 +49,10 @@ pub async fn user_by_id(
     users::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn users_by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<users::Model>, DbErr> {
+pub async fn users_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<users::Model>, DbErr> {
     users::Entity::find()
         .filter(users::Column::Id.is_in(ids.iter().copied()))
         .all(db)

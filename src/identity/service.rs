@@ -251,5 +251,9 @@ pub async fn user_by_username(
 
 /// Profiles of several users at once (unknown ids are left out).
 pub async fn users(db: &DatabaseConnection, ids: &[Uuid]) -> Result<Vec<UserView>, AppError> {
-    Ok(repo::users_by_ids(db, ids).await?.into_iter().map(UserView::from).collect())
+    Ok(repo::users_by_ids(db, ids)
+        .await?
+        .into_iter()
+        .map(UserView::from)
+        .collect())
 }

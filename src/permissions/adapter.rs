@@ -28,7 +28,10 @@ fn casbin_error(err: sea_orm::DbErr) -> casbin::Error {
 }
 
 /// Every line of a community, policy lines in evaluation order, then membership lines.
-pub async fn load_lines(db: &impl ConnectionTrait, community_id: Uuid) -> Result<Vec<Line>, sea_orm::DbErr> {
+pub async fn load_lines(
+    db: &impl ConnectionTrait,
+    community_id: Uuid,
+) -> Result<Vec<Line>, sea_orm::DbErr> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT ptype, v0, v1, v2, v3, v4, v5 FROM casbin_rule WHERE community_id = $1 \
@@ -48,7 +51,10 @@ pub async fn load_lines(db: &impl ConnectionTrait, community_id: Uuid) -> Result
         .collect()
 }
 
-async fn load_member_lines(db: &impl ConnectionTrait, community_id: Uuid) -> Result<Vec<Line>, sea_orm::DbErr> {
+async fn load_member_lines(
+    db: &impl ConnectionTrait,
+    community_id: Uuid,
+) -> Result<Vec<Line>, sea_orm::DbErr> {
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT v0, v1, v2 FROM casbin_rule WHERE community_id = $1 AND origin = 'member'",
@@ -60,7 +66,10 @@ async fn load_member_lines(db: &impl ConnectionTrait, community_id: Uuid) -> Res
             let values = (0..G_FIELDS)
                 .map(|i| row.try_get::<String>("", &format!("v{i}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Line { ptype: "g".into(), values })
+            Ok(Line {
+                ptype: "g".into(),
+                values,
+            })
         })
         .collect()
 }
@@ -98,7 +107,9 @@ async fn insert_chunk(
     let mut values: Vec<Value> = Vec::with_capacity(1 + lines.len() * 8);
     values.push(community_id.into());
     for (i, line) in lines.iter().enumerate() {
-        let placeholders: Vec<String> = (values.len() + 1..values.len() + 9).map(|n| format!("${n}")).collect();
+        let placeholders: Vec<String> = (values.len() + 1..values.len() + 9)
+            .map(|n| format!("${n}"))
+            .collect();
         sql.push_str(if i == 0 { "" } else { "," });
         sql.push_str(&format!("($1, 'policy', {})", placeholders.join(", ")));
         values.push(i32::try_from(first_position + i).unwrap_or(i32::MAX).into());
@@ -107,7 +118,12 @@ async fn insert_chunk(
             values.push(line.values.get(k).cloned().unwrap_or_default().into());
         }
     }
-    db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await?;
     Ok(())
 }
 
@@ -116,7 +132,11 @@ fn section(ptype: &str) -> &'static str {
 }
 
 fn matches_filter(line: &Line, filter: &Filter<'_>) -> bool {
-    let wanted = if line.ptype.starts_with('g') { &filter.g } else { &filter.p };
+    let wanted = if line.ptype.starts_with('g') {
+        &filter.g
+    } else {
+        &filter.p
+    };
     wanted
         .iter()
         .enumerate()
@@ -126,14 +146,24 @@ fn matches_filter(line: &Line, filter: &Filter<'_>) -> bool {
 #[async_trait]
 impl Adapter for PgAdapter {
     async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
-        for line in load_lines(&self.db, self.community_id).await.map_err(casbin_error)? {
+        for line in load_lines(&self.db, self.community_id)
+            .await
+            .map_err(casbin_error)?
+        {
             m.add_policy(section(&line.ptype), &line.ptype, line.values);
         }
         Ok(())
     }
 
-    async fn load_filtered_policy<'a>(&mut self, m: &mut dyn Model, f: Filter<'a>) -> casbin::Result<()> {
-        for line in load_lines(&self.db, self.community_id).await.map_err(casbin_error)? {
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        f: Filter<'a>,
+    ) -> casbin::Result<()> {
+        for line in load_lines(&self.db, self.community_id)
+            .await
+            .map_err(casbin_error)?
+        {
             if matches_filter(&line, &f) {
                 m.add_policy(section(&line.ptype), &line.ptype, line.values);
             }
@@ -145,13 +175,20 @@ impl Adapter for PgAdapter {
         let mut lines = Vec::new();
         for (sec, ptype) in [("p", "p"), ("g", "g")] {
             for values in m.get_policy(sec, ptype) {
-                lines.push(Line { ptype: ptype.into(), values });
+                lines.push(Line {
+                    ptype: ptype.into(),
+                    values,
+                });
             }
         }
         // Membership lines are the trigger's; saving them as policy lines would duplicate them.
-        let members = load_member_lines(&self.db, self.community_id).await.map_err(casbin_error)?;
+        let members = load_member_lines(&self.db, self.community_id)
+            .await
+            .map_err(casbin_error)?;
         lines.retain(|line| !members.contains(line));
-        store_policy_lines(&self.db, self.community_id, &lines).await.map_err(casbin_error)
+        store_policy_lines(&self.db, self.community_id, &lines)
+            .await
+            .map_err(casbin_error)
     }
 
     async fn clear_policy(&mut self) -> casbin::Result<()> {
@@ -170,33 +207,66 @@ impl Adapter for PgAdapter {
         true
     }
 
-    async fn add_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
         self.add_policies("", ptype, vec![rule]).await
     }
 
-    async fn add_policies(&mut self, _sec: &str, ptype: &str, rules: Vec<Vec<String>>) -> casbin::Result<bool> {
+    async fn add_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
         let next = self.next_position().await.map_err(casbin_error)?;
-        let lines: Vec<Line> = rules.into_iter().map(|values| Line { ptype: ptype.into(), values }).collect();
-        insert_chunk(&self.db, self.community_id, next, &lines).await.map_err(casbin_error)?;
+        let lines: Vec<Line> = rules
+            .into_iter()
+            .map(|values| Line {
+                ptype: ptype.into(),
+                values,
+            })
+            .collect();
+        insert_chunk(&self.db, self.community_id, next, &lines)
+            .await
+            .map_err(casbin_error)?;
         Ok(true)
     }
 
-    async fn remove_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
+    async fn remove_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
         self.remove_policies("", ptype, vec![rule]).await
     }
 
-    async fn remove_policies(&mut self, _sec: &str, ptype: &str, rules: Vec<Vec<String>>) -> casbin::Result<bool> {
+    async fn remove_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
         let mut removed = false;
         for rule in rules {
             let mut values: Vec<Value> = vec![self.community_id.into(), ptype.into()];
-            let mut sql = String::from("DELETE FROM casbin_rule WHERE community_id = $1 AND ptype = $2");
+            let mut sql =
+                String::from("DELETE FROM casbin_rule WHERE community_id = $1 AND ptype = $2");
             for (i, value) in rule.into_iter().enumerate() {
                 sql.push_str(&format!(" AND v{i} = ${}", values.len() + 1));
                 values.push(value.into());
             }
             let result = self
                 .db
-                .execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    sql,
+                    values,
+                ))
                 .await
                 .map_err(casbin_error)?;
             removed |= result.rows_affected() > 0;
@@ -212,17 +282,26 @@ impl Adapter for PgAdapter {
         field_values: Vec<String>,
     ) -> casbin::Result<bool> {
         let mut values: Vec<Value> = vec![self.community_id.into(), ptype.into()];
-        let mut sql = String::from("DELETE FROM casbin_rule WHERE community_id = $1 AND ptype = $2");
+        let mut sql =
+            String::from("DELETE FROM casbin_rule WHERE community_id = $1 AND ptype = $2");
         for (offset, value) in field_values.into_iter().enumerate() {
             if value.is_empty() {
                 continue;
             }
-            sql.push_str(&format!(" AND v{} = ${}", field_index + offset, values.len() + 1));
+            sql.push_str(&format!(
+                " AND v{} = ${}",
+                field_index + offset,
+                values.len() + 1
+            ));
             values.push(value.into());
         }
         let result = self
             .db
-            .execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
             .await
             .map_err(casbin_error)?;
         Ok(result.rows_affected() > 0)

@@ -39,6 +39,9 @@ impl From<RoleRow> for RoleView {
 
 /// Compiles the community's lines and bumps its version; returns the new version.
 pub async fn recompile(txn: &impl ConnectionTrait, community: Uuid) -> Result<i64, AppError> {
+    // Serializes policy changes of one community: the snapshot below then includes every change
+    // committed before ours, so concurrent writers never store lines missing each other's rules.
+    repo::lock_community(txn, community).await?;
     let snapshot = repo::snapshot(txn, community).await?;
     store_policy_lines(txn, community, &compile(&snapshot)).await?;
     Ok(repo::bump_version(txn, community).await?)
@@ -46,16 +49,36 @@ pub async fn recompile(txn: &impl ConnectionTrait, community: Uuid) -> Result<i6
 
 /// Built-in roles and the creator's owner grant, inside the creating transaction. The caller
 /// adds the membership afterwards (its trigger needs the member role) and then recompiles.
-pub async fn setup_community(txn: &DatabaseTransaction, community: Uuid, owner: Uuid) -> Result<(), AppError> {
+pub async fn setup_community(
+    txn: &DatabaseTransaction,
+    community: Uuid,
+    owner: Uuid,
+) -> Result<(), AppError> {
     let mut owner_role = None;
     for builtin in Builtin::ALL {
-        let row = repo::insert_role(txn, community, builtin.name(), builtin.default_permissions(), Some(builtin.name())).await?;
+        let row = repo::insert_role(
+            txn,
+            community,
+            builtin.name(),
+            builtin.default_permissions(),
+            Some(builtin.name()),
+        )
+        .await?;
         if builtin == Builtin::Owner {
             owner_role = Some(row.id);
         }
     }
     let owner_role = owner_role.expect("owner role created above");
-    repo::insert_grant(txn, community, "community", community, owner, owner_role, owner).await?;
+    repo::insert_grant(
+        txn,
+        community,
+        "community",
+        community,
+        owner,
+        owner_role,
+        owner,
+    )
+    .await?;
     Ok(())
 }
 
@@ -69,7 +92,11 @@ impl Permissions {
 
     pub async fn roles(&self, auth: &Authorized<perm::View>) -> Result<Vec<RoleView>, AppError> {
         let community = community_of(auth)?;
-        Ok(repo::roles(self.db(), community).await?.into_iter().map(RoleView::from).collect())
+        Ok(repo::roles(self.db(), community)
+            .await?
+            .into_iter()
+            .map(RoleView::from)
+            .collect())
     }
 
     pub async fn create_role(
@@ -84,7 +111,7 @@ impl Permissions {
         let txn = self.begin_as(auth.user()).await?;
         let row = repo::insert_role(&txn, community, &name, perms, None)
             .await
-            .map_err(|e| name_taken(e))?;
+            .map_err(name_taken)?;
         let version = recompile(&txn, community).await?;
         txn.commit().await?;
         self.committed(community, version).await;
@@ -99,7 +126,9 @@ impl Permissions {
         perms: Option<PermSet>,
     ) -> Result<RoleView, AppError> {
         let community = community_of(auth)?;
-        let role = repo::role(self.db(), community, role_id).await?.ok_or(AppError::NotFound)?;
+        let role = repo::role(self.db(), community, role_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         if role.builtin.as_deref() == Some("owner") {
             return Err(AppError::Conflict {
                 detail: "the owner role always has every permission and cannot be changed".into(),
@@ -112,27 +141,40 @@ impl Permissions {
         ensure_holds(auth.perms(), next.minus(current).union(current.minus(next)))?;
         let name = match name {
             Some(n) if role.builtin.is_none() => role_name(n)?,
-            Some(n) if n != role.name => return Err(AppError::field("name", "built-in roles keep their names")),
+            Some(n) if n != role.name => {
+                return Err(AppError::field("name", "built-in roles keep their names"));
+            }
             _ => role.name.clone(),
         };
         let txn = self.begin_as(auth.user()).await?;
-        let row = repo::update_role(&txn, role_id, &name, next).await.map_err(|e| name_taken(e))?;
+        let row = repo::update_role(&txn, role_id, &name, next)
+            .await
+            .map_err(name_taken)?;
         let version = recompile(&txn, community).await?;
         txn.commit().await?;
         self.committed(community, version).await;
         Ok(row.into())
     }
 
-    pub async fn delete_role(&self, auth: &Authorized<perm::ManageRoles>, role_id: Uuid) -> Result<(), AppError> {
+    pub async fn delete_role(
+        &self,
+        auth: &Authorized<perm::ManageRoles>,
+        role_id: Uuid,
+    ) -> Result<(), AppError> {
         let community = community_of(auth)?;
-        let role = repo::role(self.db(), community, role_id).await?.ok_or(AppError::NotFound)?;
+        let role = repo::role(self.db(), community, role_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         if role.builtin.is_some() {
             return Err(AppError::Conflict {
                 detail: "built-in roles cannot be deleted".into(),
                 fields: vec![FieldError::new("role_id", "built-in role")],
             });
         }
-        ensure_holds(auth.perms(), PermSet::parse_names(&role.permissions).unwrap_or_default())?;
+        ensure_holds(
+            auth.perms(),
+            PermSet::parse_names(&role.permissions).unwrap_or_default(),
+        )?;
         let txn = self.begin_as(auth.user()).await?;
         repo::delete_role(&txn, role_id).await?;
         let version = recompile(&txn, community).await?;
@@ -142,18 +184,37 @@ impl Permissions {
     }
 
     /// Grants `role_id` to `user` at the proof's scope.
-    pub async fn grant(&self, auth: &Authorized<perm::ManageRoles>, user: Uuid, role_id: Uuid) -> Result<(), AppError> {
+    pub async fn grant(
+        &self,
+        auth: &Authorized<perm::ManageRoles>,
+        user: Uuid,
+        role_id: Uuid,
+    ) -> Result<(), AppError> {
         let (community, role) = self.grantable(auth, user, role_id).await?;
         let scope = auth.scope();
         let txn = self.begin_as(auth.user()).await?;
-        repo::insert_grant(&txn, community, scope.kind.as_str(), scope.id, user, role.id, auth.user()).await?;
+        repo::insert_grant(
+            &txn,
+            community,
+            scope.kind.as_str(),
+            scope.id,
+            user,
+            role.id,
+            auth.user(),
+        )
+        .await?;
         let version = recompile(&txn, community).await?;
         txn.commit().await?;
         self.committed(community, version).await;
         Ok(())
     }
 
-    pub async fn revoke(&self, auth: &Authorized<perm::ManageRoles>, user: Uuid, role_id: Uuid) -> Result<(), AppError> {
+    pub async fn revoke(
+        &self,
+        auth: &Authorized<perm::ManageRoles>,
+        user: Uuid,
+        role_id: Uuid,
+    ) -> Result<(), AppError> {
         let (community, role) = self.grantable(auth, user, role_id).await?;
         let txn = self.begin_as(auth.user()).await?;
         let removed = repo::delete_grant(&txn, auth.scope().id, user, role.id)
@@ -178,20 +239,33 @@ impl Permissions {
         role_id: Uuid,
     ) -> Result<(Uuid, RoleRow), AppError> {
         let community = community_of(auth)?;
-        let role = repo::role(self.db(), community, role_id).await?.ok_or(AppError::NotFound)?;
+        let role = repo::role(self.db(), community, role_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         match role.builtin.as_deref() {
             Some("member") => {
-                return Err(AppError::field("role_id", "the member role comes with membership; it is not granted"));
+                return Err(AppError::field(
+                    "role_id",
+                    "the member role comes with membership; it is not granted",
+                ));
             }
             Some("owner") if auth.scope().kind != ScopeKind::Community => {
-                return Err(AppError::field("role_id", "the owner role exists only at community level"));
+                return Err(AppError::field(
+                    "role_id",
+                    "the owner role exists only at community level",
+                ));
             }
             Some("owner") if !auth.is_owner() => {
-                return Err(AppError::Forbidden("only owners can grant or revoke ownership".into()));
+                return Err(AppError::Forbidden(
+                    "only owners can grant or revoke ownership".into(),
+                ));
             }
             _ => {}
         }
-        ensure_holds(auth.perms(), PermSet::parse_names(&role.permissions).unwrap_or_default())?;
+        ensure_holds(
+            auth.perms(),
+            PermSet::parse_names(&role.permissions).unwrap_or_default(),
+        )?;
         if !repo::is_member(self.db(), community, user).await? {
             return Err(AppError::field("user_id", "not a member of this community"));
         }
@@ -207,19 +281,36 @@ impl Permissions {
     ) -> Result<(), AppError> {
         let community = self.overridable(auth, subject).await?;
         if allow.0 & deny.0 != 0 {
-            return Err(AppError::field("deny", "a permission cannot be both allowed and denied"));
+            return Err(AppError::field(
+                "deny",
+                "a permission cannot be both allowed and denied",
+            ));
         }
         ensure_holds(auth.perms(), allow.union(deny))?;
         let scope = auth.scope();
         let txn = self.begin_as(auth.user()).await?;
-        repo::upsert_override(&txn, community, scope.kind.as_str(), scope.id, subject, allow, deny, auth.user()).await?;
+        repo::upsert_override(
+            &txn,
+            community,
+            scope.kind.as_str(),
+            scope.id,
+            subject,
+            allow,
+            deny,
+            auth.user(),
+        )
+        .await?;
         let version = recompile(&txn, community).await?;
         txn.commit().await?;
         self.committed(community, version).await;
         Ok(())
     }
 
-    pub async fn remove_override(&self, auth: &Authorized<perm::ManagePermissions>, subject: Subject) -> Result<(), AppError> {
+    pub async fn remove_override(
+        &self,
+        auth: &Authorized<perm::ManagePermissions>,
+        subject: Subject,
+    ) -> Result<(), AppError> {
         let community = self.overridable(auth, subject).await?;
         let txn = self.begin_as(auth.user()).await?;
         if !repo::delete_override(&txn, auth.scope().id, subject).await? {
@@ -231,13 +322,22 @@ impl Permissions {
         Ok(())
     }
 
-    async fn overridable(&self, auth: &Authorized<perm::ManagePermissions>, subject: Subject) -> Result<Uuid, AppError> {
+    async fn overridable(
+        &self,
+        auth: &Authorized<perm::ManagePermissions>,
+        subject: Subject,
+    ) -> Result<Uuid, AppError> {
         let community = community_of(auth)?;
         match subject {
             Subject::Role(role_id) => {
-                let role = repo::role(self.db(), community, role_id).await?.ok_or(AppError::NotFound)?;
+                let role = repo::role(self.db(), community, role_id)
+                    .await?
+                    .ok_or(AppError::NotFound)?;
                 if role.builtin.as_deref() == Some("owner") {
-                    return Err(AppError::field("subject", "owners always have every permission"));
+                    return Err(AppError::field(
+                        "subject",
+                        "owners always have every permission",
+                    ));
                 }
             }
             Subject::User(user) => {
@@ -269,7 +369,10 @@ fn ensure_holds(held: PermSet, wanted: PermSet) -> Result<(), AppError> {
 fn role_name(raw: &str) -> Result<String, AppError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(AppError::field("name", "must be 1-64 characters without control characters"));
+        return Err(AppError::field(
+            "name",
+            "must be 1-64 characters without control characters",
+        ));
     }
     if Builtin::parse(&name.to_lowercase()).is_some() {
         return Err(AppError::field("name", "is a built-in role's name"));

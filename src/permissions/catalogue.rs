@@ -110,7 +110,12 @@ pub enum Builtin {
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 4] = [Builtin::Owner, Builtin::Admin, Builtin::Moderator, Builtin::Member];
+    pub const ALL: [Builtin; 4] = [
+        Builtin::Owner,
+        Builtin::Admin,
+        Builtin::Moderator,
+        Builtin::Member,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -126,23 +131,51 @@ impl Builtin {
     }
 
     /// Defaults at community creation; owners always have everything whatever their row says.
+    #[allow(clippy::enum_glob_use)]
     pub fn default_permissions(self) -> PermSet {
         use Perm::*;
         match self {
             Builtin::Owner | Builtin::Admin => PermSet::ALL,
             Builtin::Moderator => PermSet::of(&[
-                View, ReadHistory, SendMessages, ManageMessages, Invite, Kick, Ban, CreatePolls, Vote, CreateEvents,
-                ManageEvents, UploadMedia, ViewAuditLog,
+                View,
+                ReadHistory,
+                SendMessages,
+                ManageMessages,
+                Invite,
+                Kick,
+                Ban,
+                CreatePolls,
+                Vote,
+                CreateEvents,
+                ManageEvents,
+                UploadMedia,
+                ViewAuditLog,
             ]),
-            Builtin::Member => PermSet::of(&[View, ReadHistory, SendMessages, Invite, CreatePolls, Vote, UploadMedia]),
+            Builtin::Member => PermSet::of(&[
+                View,
+                ReadHistory,
+                SendMessages,
+                Invite,
+                CreatePolls,
+                Vote,
+                UploadMedia,
+            ]),
         }
     }
 }
 
 /// What the members of a DM may do there (DMs sit outside communities and their roles).
+#[allow(clippy::enum_glob_use)]
 pub fn dm_permissions() -> PermSet {
     use Perm::*;
-    PermSet::of(&[View, ReadHistory, SendMessages, CreatePolls, Vote, UploadMedia])
+    PermSet::of(&[
+        View,
+        ReadHistory,
+        SendMessages,
+        CreatePolls,
+        Vote,
+        UploadMedia,
+    ])
 }
 
 /// What anyone signed in may do in a public community they have not joined (and are not banned from).

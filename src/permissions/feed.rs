@@ -35,10 +35,16 @@ fn parse(payload: &str) -> Option<(Uuid, i64)> {
 impl Feed {
     /// Tells the other nodes (Postgres needs nothing: the trigger already notified).
     pub async fn publish(&self, community: Uuid, version: i64) {
-        if let Feed::Redis { publisher, channel, .. } = self {
+        if let Feed::Redis {
+            publisher, channel, ..
+        } = self
+        {
             let mut conn = publisher.clone();
-            let sent: redis::RedisResult<i64> =
-                redis::cmd("PUBLISH").arg(channel).arg(format!("{community}:{version}")).query_async(&mut conn).await;
+            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(format!("{community}:{version}"))
+                .query_async(&mut conn)
+                .await;
             if let Err(err) = sent {
                 // Other nodes still catch up through the index TTL.
                 tracing::warn!(error = %err, "policy change not published");
@@ -51,7 +57,9 @@ impl Feed {
         while !shutdown.is_cancelled() {
             let result = match &self {
                 Feed::Postgres => listen_postgres(&permissions, &shutdown).await,
-                Feed::Redis { client, channel, .. } => listen_redis(client, channel, &permissions, &shutdown).await,
+                Feed::Redis {
+                    client, channel, ..
+                } => listen_redis(client, channel, &permissions, &shutdown).await,
             };
             if let Err(err) = result {
                 tracing::warn!(error = %err, "policy feed interrupted; retrying");
@@ -65,7 +73,10 @@ impl Feed {
     }
 }
 
-async fn listen_postgres(permissions: &Permissions, shutdown: &CancellationToken) -> anyhow::Result<()> {
+async fn listen_postgres(
+    permissions: &Permissions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let pool = permissions.db().get_postgres_connection_pool();
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(PG_CHANNEL).await?;

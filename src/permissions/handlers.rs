@@ -69,19 +69,24 @@ pub async fn list_permissions() -> Json<Vec<PermissionInfo>> {
     Json(catalogue())
 }
 
-async fn at<P: Permission>(state: &AppState, auth: AuthUser, id: Uuid, kind: ScopeKind) -> Result<Authorized<P>, AppError> {
-    let scope = state.permissions.scope(auth.user_id, id).await?.ok_or(AppError::NotFound)?;
-    if scope.kind != kind {
-        return Err(AppError::NotFound);
-    }
-    state.permissions.require_at(auth.user_id, scope).await
+async fn at<P: Permission>(
+    state: &AppState,
+    auth: AuthUser,
+    id: Uuid,
+    kind: ScopeKind,
+) -> Result<Authorized<P>, AppError> {
+    state.permissions.require_kind(auth.user_id, id, kind).await
 }
 
 /// Roles of a community (built-in first).
 #[utoipa::path(get, path = "/v1/communities/{community_id}/roles", tag = "permissions", security(("bearer" = [])),
     params(("community_id" = Uuid, Path)),
     responses((status = 200, body = [RoleView]), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_roles(State(state): State<AppState>, auth: AuthUser, Path(community_id): Path<Uuid>) -> Result<Json<Vec<RoleView>>, AppError> {
+pub async fn list_roles(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(community_id): Path<Uuid>,
+) -> Result<Json<Vec<RoleView>>, AppError> {
     let proof = at::<perm::View>(&state, auth, community_id, ScopeKind::Community).await?;
     state.permissions.roles(&proof).await.map(Json)
 }
@@ -99,7 +104,10 @@ pub async fn create_role(
 ) -> Result<(StatusCode, Json<RoleView>), AppError> {
     let perms = parse_perms("permissions", &body.permissions)?;
     let proof = at::<perm::ManageRoles>(&state, auth, community_id, ScopeKind::Community).await?;
-    let role = state.permissions.create_role(&proof, &body.name, perms).await?;
+    let role = state
+        .permissions
+        .create_role(&proof, &body.name, perms)
+        .await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -114,9 +122,17 @@ pub async fn update_role(
     Path((community_id, role_id)): Path<(Uuid, Uuid)>,
     Json(body): Json<RolePatch>,
 ) -> Result<Json<RoleView>, AppError> {
-    let perms = body.permissions.as_deref().map(|p| parse_perms("permissions", p)).transpose()?;
+    let perms = body
+        .permissions
+        .as_deref()
+        .map(|p| parse_perms("permissions", p))
+        .transpose()?;
     let proof = at::<perm::ManageRoles>(&state, auth, community_id, ScopeKind::Community).await?;
-    state.permissions.update_role(&proof, role_id, body.name.as_deref(), perms).await.map(Json)
+    state
+        .permissions
+        .update_role(&proof, role_id, body.name.as_deref(), perms)
+        .await
+        .map(Json)
 }
 
 /// Delete a custom role (its grants and overrides go with it).
@@ -145,10 +161,20 @@ pub async fn audit_log(
 ) -> Result<Json<AuditPage>, AppError> {
     let (limit, cursor) = (page.limit()?, page.cursor()?);
     let proof = at::<perm::ViewAuditLog>(&state, auth, community_id, ScopeKind::Community).await?;
-    state.permissions.audit_log(&proof, cursor, limit).await.map(Json)
+    state
+        .permissions
+        .audit_log(&proof, cursor, limit)
+        .await
+        .map(Json)
 }
 
-async fn grant_at(state: &AppState, auth: AuthUser, kind: ScopeKind, ids: (Uuid, Uuid, Uuid), grant: bool) -> Result<StatusCode, AppError> {
+async fn grant_at(
+    state: &AppState,
+    auth: AuthUser,
+    kind: ScopeKind,
+    ids: (Uuid, Uuid, Uuid),
+    grant: bool,
+) -> Result<StatusCode, AppError> {
     let (scope, user, role) = ids;
     let proof = at::<perm::ManageRoles>(state, auth, scope, kind).await?;
     if grant {
@@ -159,36 +185,76 @@ async fn grant_at(state: &AppState, auth: AuthUser, kind: ScopeKind, ids: (Uuid,
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn override_at(state: &AppState, auth: AuthUser, kind: ScopeKind, scope: Uuid, subject: &str, body: Option<OverrideRequest>) -> Result<StatusCode, AppError> {
+async fn override_at(
+    state: &AppState,
+    auth: AuthUser,
+    kind: ScopeKind,
+    scope: Uuid,
+    subject: &str,
+    body: Option<OverrideRequest>,
+) -> Result<StatusCode, AppError> {
     let subject = parse_subject(subject)?;
     let proof = at::<perm::ManagePermissions>(state, auth, scope, kind).await?;
     match body {
         Some(body) => {
-            let (allow, deny) = (parse_perms("allow", &body.allow)?, parse_perms("deny", &body.deny)?);
-            state.permissions.set_override(&proof, subject, allow, deny).await?;
+            let (allow, deny) = (
+                parse_perms("allow", &body.allow)?,
+                parse_perms("deny", &body.deny)?,
+            );
+            state
+                .permissions
+                .set_override(&proof, subject, allow, deny)
+                .await?;
         }
         None => state.permissions.remove_override(&proof, subject).await?,
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn me_at(state: &AppState, auth: AuthUser, kind: ScopeKind, scope: Uuid) -> Result<Json<EffectivePermissions>, AppError> {
+async fn me_at(
+    state: &AppState,
+    auth: AuthUser,
+    kind: ScopeKind,
+    scope: Uuid,
+) -> Result<Json<EffectivePermissions>, AppError> {
     let proof = at::<perm::View>(state, auth, scope, kind).await?;
     Ok(Json(EffectivePermissions {
         scope_id: scope,
-        permissions: proof.perms().names().into_iter().map(str::to_owned).collect(),
+        permissions: proof
+            .perms()
+            .names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         owner: proof.is_owner(),
     }))
 }
 
-async fn explain_at(state: &AppState, auth: AuthUser, kind: ScopeKind, scope: Uuid, query: ExplainQuery) -> Result<Json<Explanation>, AppError> {
-    let permission = Perm::parse(&query.permission).ok_or_else(|| AppError::field("permission", "unknown permission"))?;
+async fn explain_at(
+    state: &AppState,
+    auth: AuthUser,
+    kind: ScopeKind,
+    scope: Uuid,
+    query: ExplainQuery,
+) -> Result<Json<Explanation>, AppError> {
+    let permission = Perm::parse(&query.permission)
+        .ok_or_else(|| AppError::field("permission", "unknown permission"))?;
     let target = query.user_id.unwrap_or(auth.user_id);
     let proof = at::<perm::View>(state, auth, scope, kind).await?;
-    state.permissions.explain(&proof, target, permission).await.map(Json)
+    state
+        .permissions
+        .explain(&proof, target, permission)
+        .await
+        .map(Json)
 }
 
-async fn simulate_at(state: &AppState, auth: AuthUser, kind: ScopeKind, scope: Uuid, body: SimulateRequest) -> Result<Json<SimulateResponse>, AppError> {
+async fn simulate_at(
+    state: &AppState,
+    auth: AuthUser,
+    kind: ScopeKind,
+    scope: Uuid,
+    body: SimulateRequest,
+) -> Result<Json<SimulateResponse>, AppError> {
     let proof = at::<perm::ManagePermissions>(state, auth, scope, kind).await?;
     let changes = state.permissions.simulate(&proof, &body.changes).await?;
     Ok(Json(SimulateResponse { changes }))

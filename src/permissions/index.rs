@@ -80,7 +80,11 @@ impl CommunityIndex {
     fn add(&mut self, line: &Line) -> Option<()> {
         let v = &line.values;
         if line.ptype == "g" {
-            let key = (parse_id(v.first()?, "u:")?, parse_id(v.get(1)?, "r:")?, parse_id(v.get(2)?, "s:")?);
+            let key = (
+                parse_id(v.first()?, "u:")?,
+                parse_id(v.get(1)?, "r:")?,
+                parse_id(v.get(2)?, "s:")?,
+            );
             self.holds.insert(key);
             return Some(());
         }
@@ -98,15 +102,24 @@ impl CommunityIndex {
             "owner" => {
                 self.owner_roles.insert(parse_id(&v[0], "r:")?);
             }
-            "user" => set(self.user_rules.entry((scope, parse_id(&v[0], "u:")?)).or_default()),
+            "user" => set(self
+                .user_rules
+                .entry((scope, parse_id(&v[0], "u:")?))
+                .or_default()),
             "role" => {
                 let (role, gscope) = (parse_id(&v[0], "r:")?, parse_id(v.get(2)?, "s:")?);
                 let rules = self.role_rules.entry(scope).or_default();
-                let position = rules.iter().position(|r| r.role == role && r.gscope == gscope);
+                let position = rules
+                    .iter()
+                    .position(|r| r.role == role && r.gscope == gscope);
                 let rule = match position {
                     Some(i) => &mut rules[i],
                     None => {
-                        rules.push(RoleRule { role, gscope, masks: Masks::default() });
+                        rules.push(RoleRule {
+                            role,
+                            gscope,
+                            masks: Masks::default(),
+                        });
                         rules.last_mut()?
                     }
                 };
@@ -122,7 +135,9 @@ impl CommunityIndex {
     }
 
     pub fn is_owner(&self, user: Uuid, community: Uuid) -> bool {
-        self.owner_roles.iter().any(|role| self.holds.contains(&(user, *role, community)))
+        self.owner_roles
+            .iter()
+            .any(|role| self.holds.contains(&(user, *role, community)))
     }
 
     pub fn holds(&self, user: Uuid, role: Uuid, scope: Uuid) -> bool {
@@ -131,7 +146,9 @@ impl CommunityIndex {
 
     /// The user's permissions at the scope whose path (community first) is `path`.
     pub fn effective(&self, user: Uuid, path: &[Uuid]) -> PermSet {
-        let Some(community) = path.first() else { return PermSet::EMPTY };
+        let Some(community) = path.first() else {
+            return PermSet::EMPTY;
+        };
         if self.is_owner(user, *community) {
             return PermSet::ALL;
         }
@@ -173,11 +190,19 @@ impl CommunityIndex {
 
     /// The rules that match `perm` for `user` at `path`, in evaluation order; the first decides.
     pub fn explain(&self, user: Uuid, path: &[Uuid], perm: Perm) -> Vec<RuleHit> {
-        let Some(community) = path.first().copied() else { return Vec::new() };
+        let Some(community) = path.first().copied() else {
+            return Vec::new();
+        };
         let mut hits = Vec::new();
         for role in &self.owner_roles {
             if self.holds.contains(&(user, *role, community)) {
-                hits.push(hit(community, "owner", format!("role:{role}"), Some(community), "allow"));
+                hits.push(hit(
+                    community,
+                    "owner",
+                    format!("role:{role}"),
+                    Some(community),
+                    "allow",
+                ));
             }
         }
         for scope in path.iter().rev() {
@@ -193,25 +218,47 @@ impl CommunityIndex {
                 .get(scope)
                 .into_iter()
                 .flatten()
-                .filter(|r| path.contains(&r.gscope) && self.holds.contains(&(user, r.role, r.gscope)))
+                .filter(|r| {
+                    path.contains(&r.gscope) && self.holds.contains(&(user, r.role, r.gscope))
+                })
                 .collect();
             for effect in ["deny", "allow"] {
                 for rule in &rules {
-                    let set = if effect == "deny" { rule.masks.deny } else { rule.masks.allow };
+                    let set = if effect == "deny" {
+                        rule.masks.deny
+                    } else {
+                        rule.masks.allow
+                    };
                     if set.contains(perm) {
-                        hits.push(hit(*scope, "role", format!("role:{}", rule.role), Some(rule.gscope), effect));
+                        hits.push(hit(
+                            *scope,
+                            "role",
+                            format!("role:{}", rule.role),
+                            Some(rule.gscope),
+                            effect,
+                        ));
                     }
                 }
             }
         }
-        if self.public.get(&community).is_some_and(|p| p.contains(perm)) {
+        if self
+            .public
+            .get(&community)
+            .is_some_and(|p| p.contains(perm))
+        {
             hits.push(hit(community, "public", "everyone".into(), None, "allow"));
         }
         hits
     }
 }
 
-fn hit(scope_id: Uuid, kind: &'static str, subject: String, held_at: Option<Uuid>, effect: &'static str) -> RuleHit {
+fn hit(
+    scope_id: Uuid,
+    kind: &'static str,
+    subject: String,
+    held_at: Option<Uuid>,
+    effect: &'static str,
+) -> RuleHit {
     RuleHit {
         scope_id,
         kind,

@@ -1,7 +1,7 @@
 //! Looking at policy without changing it: effective sets, explain ("why can't X post here?"),
 //! what-if simulation, and the audit log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ pub struct Explanation {
     pub permission: String,
     /// The final answer, gates included.
     pub allowed: bool,
-    /// `banned`, `private_room` (not a member of this private room), `not_a_member`, or null.
+    /// `banned`, `private_room` (not a member of this private room), or null.
     pub gate: Option<&'static str>,
     /// The matching rules in evaluation order; the first one decided (none: default deny).
     pub rules: Vec<RuleHit>,
@@ -36,10 +36,22 @@ pub struct Explanation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
-    Grant { user_id: Uuid, role_id: Uuid },
-    Revoke { user_id: Uuid, role_id: Uuid },
-    SetOverride { subject: String, allow: Vec<String>, deny: Vec<String> },
-    RemoveOverride { subject: String },
+    Grant {
+        user_id: Uuid,
+        role_id: Uuid,
+    },
+    Revoke {
+        user_id: Uuid,
+        role_id: Uuid,
+    },
+    SetOverride {
+        subject: String,
+        allow: Vec<String>,
+        deny: Vec<String>,
+    },
+    RemoveOverride {
+        subject: String,
+    },
 }
 
 #[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
@@ -86,23 +98,34 @@ pub fn parse_perms(field: &str, names: &[String]) -> Result<PermSet, AppError> {
 
 impl Permissions {
     /// Why `target` may or may not use `permission` at the proof's scope.
-    pub async fn explain(&self, viewer: &Authorized<perm::View>, target: Uuid, permission: Perm) -> Result<Explanation, AppError> {
+    pub async fn explain(
+        &self,
+        viewer: &Authorized<perm::View>,
+        target: Uuid,
+        permission: Perm,
+    ) -> Result<Explanation, AppError> {
         let asking_for_self = target == viewer.user();
         if !asking_for_self && !viewer.perms().contains(Perm::ManagePermissions) {
-            return Err(AppError::Forbidden("explaining another user's permissions requires manage_permissions".into()));
+            return Err(AppError::Forbidden(
+                "explaining another user's permissions requires manage_permissions".into(),
+            ));
         }
         let community = viewer
             .community_id()
             .ok_or_else(|| AppError::field("scope", "direct messages have fixed permissions"))?;
-        let scope = self.scope(target, viewer.scope().id).await?.ok_or(AppError::NotFound)?;
+        let scope = self
+            .scope(target, viewer.scope().id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         let index = self.index(community).await?;
         let rules = index.index().explain(target, &scope.path, permission);
         let (perms, _) = self.effective(target, &scope).await?;
         let enforcer = engine::from_db(self.db().clone(), community)
             .await
             .map_err(|e| anyhow::anyhow!("casbin: {e}"))?;
-        let casbin_allowed = engine::decide(&enforcer, target, &scope.path, permission).map_err(|e| anyhow::anyhow!("casbin: {e}"))?;
-        let gate = gate_of(&scope, index.index(), target, community, perms);
+        let casbin_allowed = engine::decide(&enforcer, target, &scope.path, permission)
+            .map_err(|e| anyhow::anyhow!("casbin: {e}"))?;
+        let gate = gate_of(&scope, index.index(), target, community);
         Ok(Explanation {
             user_id: target,
             scope_id: scope.id,
@@ -116,7 +139,11 @@ impl Permissions {
 
     /// Who would gain or lose what, where (the scope and everything under it), if `changes`
     /// were applied at the proof's scope. Nothing is written.
-    pub async fn simulate(&self, auth: &Authorized<perm::ManagePermissions>, changes: &[Change]) -> Result<Vec<PermissionDiff>, AppError> {
+    pub async fn simulate(
+        &self,
+        auth: &Authorized<perm::ManagePermissions>,
+        changes: &[Change],
+    ) -> Result<Vec<PermissionDiff>, AppError> {
         let community = auth
             .community_id()
             .ok_or_else(|| AppError::field("scope", "direct messages have fixed permissions"))?;
@@ -139,7 +166,10 @@ impl Permissions {
         };
         let (old, new) = (build(&before), build(&after));
         let members = repo::member_ids(db, community).await?;
-        let rooms: HashSet<(Uuid, Uuid)> = repo::room_memberships(db, community).await?.into_iter().collect();
+        let rooms: HashSet<(Uuid, Uuid)> = repo::room_memberships(db, community)
+            .await?
+            .into_iter()
+            .collect();
         let mut diffs = Vec::new();
         for scope in repo::subtree(db, community, auth.scope().id).await? {
             for user in &members {
@@ -156,8 +186,18 @@ impl Permissions {
                     diffs.push(PermissionDiff {
                         user_id: *user,
                         scope_id: scope.id,
-                        gained: will.minus(was).names().into_iter().map(str::to_owned).collect(),
-                        lost: was.minus(will).names().into_iter().map(str::to_owned).collect(),
+                        gained: will
+                            .minus(was)
+                            .names()
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                        lost: was
+                            .minus(will)
+                            .names()
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
                     });
                 }
             }
@@ -195,16 +235,22 @@ impl Permissions {
     }
 }
 
-fn gate_of(scope: &Scope, index: &CommunityIndex, user: Uuid, community: Uuid, perms: PermSet) -> Option<&'static str> {
+/// Which gate (applied after the rules) hid the scope from the user, if any.
+fn gate_of(
+    scope: &Scope,
+    index: &CommunityIndex,
+    user: Uuid,
+    community: Uuid,
+) -> Option<&'static str> {
+    if scope.banned {
+        return Some("banned");
+    }
     let raw = index.effective(user, &scope.path);
-    if raw == perms {
-        return None;
-    }
-    if perms.is_empty() && !raw.is_empty() {
-        return Some(if scope.private { "private_room" } else { "banned" });
-    }
-    let _ = community;
-    None
+    let hidden = scope.private
+        && !scope.room_member
+        && !index.is_owner(user, community)
+        && !raw.contains(Perm::ManageRooms);
+    hidden.then_some("private_room")
 }
 
 fn prefix_field(err: AppError, index: usize) -> AppError {
@@ -229,25 +275,39 @@ fn apply(snapshot: &mut PolicySnapshot, scope: Uuid, change: &Change) -> Result<
             if !known_role(*role_id) {
                 return Err(AppError::field("role_id", "no such role in this community"));
             }
-            let grant = Grant { user: *user_id, role: *role_id, scope };
+            let grant = Grant {
+                user: *user_id,
+                role: *role_id,
+                scope,
+            };
             snapshot.grants.retain(|g| *g != grant);
             if matches!(change, Change::Grant { .. }) {
                 snapshot.grants.push(grant);
             }
         }
-        Change::SetOverride { subject, allow, deny } => {
+        Change::SetOverride {
+            subject,
+            allow,
+            deny,
+        } => {
             let subject = parse_subject(subject)?;
             let (allow, deny) = (parse_perms("allow", allow)?, parse_perms("deny", deny)?);
-            snapshot.overrides.retain(|o| !(o.scope == scope && o.subject == subject));
-            snapshot.overrides.push(Override { scope, subject, allow, deny });
+            snapshot
+                .overrides
+                .retain(|o| !(o.scope == scope && o.subject == subject));
+            snapshot.overrides.push(Override {
+                scope,
+                subject,
+                allow,
+                deny,
+            });
         }
         Change::RemoveOverride { subject } => {
             let subject = parse_subject(subject)?;
-            snapshot.overrides.retain(|o| !(o.scope == scope && o.subject == subject));
+            snapshot
+                .overrides
+                .retain(|o| !(o.scope == scope && o.subject == subject));
         }
     }
     Ok(())
 }
-
-#[allow(dead_code)]
-fn _assert_map_type(_: HashMap<Uuid, PermSet>) {}

@@ -118,23 +118,67 @@ pub fn compile(snapshot: &PolicySnapshot) -> Vec<Line> {
     for (role, scopes) in &grant_scopes {
         let perms = snapshot.roles.get(role).copied().unwrap_or_default();
         for scope in scopes {
-            push_perms(&mut ranked, snapshot, *scope, role_line(*role, *scope, *scope), perms, Rank::RoleAllow);
+            push_perms(
+                &mut ranked,
+                snapshot,
+                *scope,
+                role_line(*role, *scope, *scope),
+                perms,
+                Rank::RoleAllow,
+            );
         }
     }
     for o in &snapshot.overrides {
         match o.subject {
             Subject::User(user) => {
-                let line = |eft: &str| [user_name(user), scope_name(o.scope), NO_SCOPE.into(), String::new(), eft.into(), "user".into()];
-                push_perms(&mut ranked, snapshot, o.scope, line("deny"), o.deny, Rank::UserDeny);
-                push_perms(&mut ranked, snapshot, o.scope, line("allow"), o.allow, Rank::UserAllow);
+                let line = |eft: &str| {
+                    [
+                        user_name(user),
+                        scope_name(o.scope),
+                        NO_SCOPE.into(),
+                        String::new(),
+                        eft.into(),
+                        "user".into(),
+                    ]
+                };
+                push_perms(
+                    &mut ranked,
+                    snapshot,
+                    o.scope,
+                    line("deny"),
+                    o.deny,
+                    Rank::UserDeny,
+                );
+                push_perms(
+                    &mut ranked,
+                    snapshot,
+                    o.scope,
+                    line("allow"),
+                    o.allow,
+                    Rank::UserAllow,
+                );
             }
             Subject::Role(role) => {
                 for gscope in grant_scopes.get(&role).into_iter().flatten() {
                     let mut line = role_line(role, o.scope, *gscope);
                     line[4] = "deny".into();
-                    push_perms(&mut ranked, snapshot, o.scope, line.clone(), o.deny, Rank::RoleDeny);
+                    push_perms(
+                        &mut ranked,
+                        snapshot,
+                        o.scope,
+                        line.clone(),
+                        o.deny,
+                        Rank::RoleDeny,
+                    );
                     line[4] = "allow".into();
-                    push_perms(&mut ranked, snapshot, o.scope, line, o.allow, Rank::RoleAllow);
+                    push_perms(
+                        &mut ranked,
+                        snapshot,
+                        o.scope,
+                        line,
+                        o.allow,
+                        Rank::RoleAllow,
+                    );
                 }
             }
         }
@@ -176,7 +220,14 @@ fn grant_scopes(snapshot: &PolicySnapshot) -> HashMap<Uuid, BTreeSet<Uuid>> {
 }
 
 fn role_line(role: Uuid, scope: Uuid, gscope: Uuid) -> [String; 6] {
-    [role_name(role), scope_name(scope), scope_name(gscope), String::new(), "allow".into(), "role".into()]
+    [
+        role_name(role),
+        scope_name(scope),
+        scope_name(gscope),
+        String::new(),
+        "allow".into(),
+        "role".into(),
+    ]
 }
 
 fn push_perms(

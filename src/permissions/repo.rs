@@ -26,12 +26,18 @@ pub struct ScopeRow {
     pub room_member: bool,
 }
 
-pub async fn scope_for(db: &impl ConnectionTrait, user: Uuid, scope_id: Uuid) -> Result<Option<ScopeRow>, DbErr> {
+pub async fn scope_for(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    scope_id: Uuid,
+) -> Result<Option<ScopeRow>, DbErr> {
     let sql = "SELECT s.id, s.kind, s.community_id, s.path, s.private, s.public, \
         EXISTS (SELECT 1 FROM bans b WHERE b.community_id = s.community_id AND b.user_id = $2) AS banned, \
         EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = s.id AND m.user_id = $2) AS room_member \
         FROM scopes s WHERE s.id = $1";
-    ScopeRow::find_by_statement(stmt(sql, [scope_id.into(), user.into()])).one(db).await
+    ScopeRow::find_by_statement(stmt(sql, [scope_id.into(), user.into()]))
+        .one(db)
+        .await
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -50,12 +56,20 @@ pub async fn roles(db: &impl ConnectionTrait, community: Uuid) -> Result<Vec<Rol
         "SELECT {ROLE_COLUMNS} FROM roles WHERE community_id = $1 \
          ORDER BY array_position(ARRAY['owner','admin','moderator','member'], builtin), created_at, id"
     );
-    RoleRow::find_by_statement(stmt(&sql, [community.into()])).all(db).await
+    RoleRow::find_by_statement(stmt(&sql, [community.into()]))
+        .all(db)
+        .await
 }
 
-pub async fn role(db: &impl ConnectionTrait, community: Uuid, role: Uuid) -> Result<Option<RoleRow>, DbErr> {
+pub async fn role(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    role: Uuid,
+) -> Result<Option<RoleRow>, DbErr> {
     let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE community_id = $1 AND id = $2");
-    RoleRow::find_by_statement(stmt(&sql, [community.into(), role.into()])).one(db).await
+    RoleRow::find_by_statement(stmt(&sql, [community.into(), role.into()]))
+        .one(db)
+        .await
 }
 
 pub async fn insert_role(
@@ -70,8 +84,17 @@ pub async fn insert_role(
          RETURNING {ROLE_COLUMNS}"
     );
     let names: Vec<String> = perms.names().into_iter().map(str::to_owned).collect();
-    let values = [Uuid::now_v7().into(), community.into(), name.into(), names.into(), builtin.map(str::to_owned).into()];
-    RoleRow::find_by_statement(stmt(&sql, values)).one(db).await?.ok_or_else(|| DbErr::RecordNotInserted)
+    let values = [
+        Uuid::now_v7().into(),
+        community.into(),
+        name.into(),
+        names.into(),
+        builtin.map(str::to_owned).into(),
+    ];
+    RoleRow::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotInserted)
 }
 
 pub async fn update_role(
@@ -80,7 +103,9 @@ pub async fn update_role(
     name: &str,
     perms: PermSet,
 ) -> Result<RoleRow, DbErr> {
-    let sql = format!("UPDATE roles SET name = $2, permissions = $3 WHERE id = $1 RETURNING {ROLE_COLUMNS}");
+    let sql = format!(
+        "UPDATE roles SET name = $2, permissions = $3 WHERE id = $1 RETURNING {ROLE_COLUMNS}"
+    );
     let names: Vec<String> = perms.names().into_iter().map(str::to_owned).collect();
     RoleRow::find_by_statement(stmt(&sql, [role.into(), name.into(), names.into()]))
         .one(db)
@@ -89,9 +114,13 @@ pub async fn update_role(
 }
 
 pub async fn delete_role(db: &impl ConnectionTrait, role: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(stmt("DELETE FROM overrides WHERE subject_kind = 'role' AND subject_id = $1", [role.into()]))
+    db.execute_raw(stmt(
+        "DELETE FROM overrides WHERE subject_kind = 'role' AND subject_id = $1",
+        [role.into()],
+    ))
+    .await?;
+    db.execute_raw(stmt("DELETE FROM roles WHERE id = $1", [role.into()]))
         .await?;
-    db.execute_raw(stmt("DELETE FROM roles WHERE id = $1", [role.into()])).await?;
     Ok(())
 }
 
@@ -119,12 +148,20 @@ pub async fn insert_grant(
 }
 
 /// True when a grant was removed.
-pub async fn delete_grant(db: &impl ConnectionTrait, scope: Uuid, user: Uuid, role: Uuid) -> Result<bool, DbErr> {
+pub async fn delete_grant(
+    db: &impl ConnectionTrait,
+    scope: Uuid,
+    user: Uuid,
+    role: Uuid,
+) -> Result<bool, DbErr> {
     let sql = "DELETE FROM role_grants WHERE scope_id = $1 AND user_id = $2 AND role_id = $3";
-    let result = db.execute_raw(stmt(sql, [scope.into(), user.into(), role.into()])).await?;
+    let result = db
+        .execute_raw(stmt(sql, [scope.into(), user.into(), role.into()]))
+        .await?;
     Ok(result.rows_affected() > 0)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn upsert_override(
     db: &impl ConnectionTrait,
     community: Uuid,
@@ -136,7 +173,8 @@ pub async fn upsert_override(
     by: Uuid,
 ) -> Result<(), DbErr> {
     let (kind, id) = subject_parts(subject);
-    let names = |set: PermSet| -> Vec<String> { set.names().into_iter().map(str::to_owned).collect() };
+    let names =
+        |set: PermSet| -> Vec<String> { set.names().into_iter().map(str::to_owned).collect() };
     let sql = "INSERT INTO overrides (id, community_id, scope_kind, scope_id, subject_kind, subject_id, allow, deny, updated_by) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                ON CONFLICT (scope_id, subject_kind, subject_id) \
@@ -155,10 +193,16 @@ pub async fn upsert_override(
     db.execute_raw(stmt(sql, values)).await.map(|_| ())
 }
 
-pub async fn delete_override(db: &impl ConnectionTrait, scope: Uuid, subject: Subject) -> Result<bool, DbErr> {
+pub async fn delete_override(
+    db: &impl ConnectionTrait,
+    scope: Uuid,
+    subject: Subject,
+) -> Result<bool, DbErr> {
     let (kind, id) = subject_parts(subject);
     let sql = "DELETE FROM overrides WHERE scope_id = $1 AND subject_kind = $2 AND subject_id = $3";
-    let result = db.execute_raw(stmt(sql, [scope.into(), kind.into(), id.into()])).await?;
+    let result = db
+        .execute_raw(stmt(sql, [scope.into(), kind.into(), id.into()]))
+        .await?;
     Ok(result.rows_affected() > 0)
 }
 
@@ -198,13 +242,24 @@ struct VisibilityRow {
 
 /// Everything `lines::compile` needs, read inside the caller's transaction.
 pub async fn snapshot(db: &impl ConnectionTrait, community: Uuid) -> Result<PolicySnapshot, DbErr> {
-    let visibility = VisibilityRow::find_by_statement(stmt("SELECT visibility FROM communities WHERE id = $1", [community.into()]))
-        .one(db)
-        .await?
-        .ok_or(DbErr::RecordNotFound("community".into()))?;
+    let visibility = VisibilityRow::find_by_statement(stmt(
+        "SELECT visibility FROM communities WHERE id = $1",
+        [community.into()],
+    ))
+    .one(db)
+    .await?
+    .ok_or(DbErr::RecordNotFound("community".into()))?;
     let role_rows = roles(db, community).await?;
-    let find = |name: &str| role_rows.iter().find(|r| r.builtin.as_deref() == Some(name)).map(|r| r.id);
-    let (owner_role, member_role) = (find("owner").unwrap_or_default(), find("member").unwrap_or_default());
+    let find = |name: &str| {
+        role_rows
+            .iter()
+            .find(|r| r.builtin.as_deref() == Some(name))
+            .map(|r| r.id)
+    };
+    let (owner_role, member_role) = (
+        find("owner").unwrap_or_default(),
+        find("member").unwrap_or_default(),
+    );
     let grants = GrantRow::find_by_statement(stmt(
         "SELECT user_id, role_id, scope_id FROM role_grants WHERE community_id = $1",
         [community.into()],
@@ -217,9 +272,12 @@ pub async fn snapshot(db: &impl ConnectionTrait, community: Uuid) -> Result<Poli
     ))
     .all(db)
     .await?;
-    let depths = DepthRow::find_by_statement(stmt("SELECT id, depth FROM scopes WHERE community_id = $1", [community.into()]))
-        .all(db)
-        .await?;
+    let depths = DepthRow::find_by_statement(stmt(
+        "SELECT id, depth FROM scopes WHERE community_id = $1",
+        [community.into()],
+    ))
+    .all(db)
+    .await?;
     let perms = |names: &[String]| PermSet::parse_names(names).unwrap_or_default();
     Ok(PolicySnapshot {
         community_id: community,
@@ -243,18 +301,34 @@ pub async fn snapshot(db: &impl ConnectionTrait, community: Uuid) -> Result<Poli
             .into_iter()
             .map(|o| Override {
                 scope: o.scope_id,
-                subject: if o.subject_kind == "role" { Subject::Role(o.subject_id) } else { Subject::User(o.subject_id) },
+                subject: if o.subject_kind == "role" {
+                    Subject::Role(o.subject_id)
+                } else {
+                    Subject::User(o.subject_id)
+                },
                 allow: perms(&o.allow),
                 deny: perms(&o.deny),
             })
             .collect(),
-        depths: depths.into_iter().map(|d| (d.id, d.depth.unsigned_abs())).collect::<HashMap<_, _>>(),
+        depths: depths
+            .into_iter()
+            .map(|d| (d.id, d.depth.unsigned_abs()))
+            .collect::<HashMap<_, _>>(),
     })
 }
 
 #[derive(FromQueryResult)]
 struct VersionRow {
     policy_version: i64,
+}
+
+pub async fn lock_community(db: &impl ConnectionTrait, community: Uuid) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "SELECT 1 FROM communities WHERE id = $1 FOR UPDATE",
+        [community.into()],
+    ))
+    .await
+    .map(|_| ())
 }
 
 pub async fn bump_version(db: &impl ConnectionTrait, community: Uuid) -> Result<i64, DbErr> {
@@ -268,17 +342,23 @@ pub async fn bump_version(db: &impl ConnectionTrait, community: Uuid) -> Result<
 }
 
 pub async fn version(db: &impl ConnectionTrait, community: Uuid) -> Result<i64, DbErr> {
-    let row = VersionRow::find_by_statement(stmt("SELECT policy_version FROM communities WHERE id = $1", [community.into()]))
-        .one(db)
-        .await?;
+    let row = VersionRow::find_by_statement(stmt(
+        "SELECT policy_version FROM communities WHERE id = $1",
+        [community.into()],
+    ))
+    .one(db)
+    .await?;
     Ok(row.map_or(0, |r| r.policy_version))
 }
 
 /// Names the acting user for the audit trigger, for the rest of the transaction.
 pub async fn set_actor(db: &impl ConnectionTrait, user: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(stmt("SELECT set_config('guildhall.actor', $1, true)", [user.to_string().into()]))
-        .await
-        .map(|_| ())
+    db.execute_raw(stmt(
+        "SELECT set_config('guildhall.actor', $1, true)",
+        [user.to_string().into()],
+    ))
+    .await
+    .map(|_| ())
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -301,9 +381,12 @@ pub async fn audit_page(
     let sql = "SELECT id, actor_id, action, target, before, after, created_at FROM audit_log \
                WHERE community_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
     let limit = i64::try_from(limit).unwrap_or(100);
-    AuditRow::find_by_statement(stmt(sql, [community.into(), before_id.into(), limit.into()]))
-        .all(db)
-        .await
+    AuditRow::find_by_statement(stmt(
+        sql,
+        [community.into(), before_id.into(), limit.into()],
+    ))
+    .all(db)
+    .await
 }
 
 #[derive(FromQueryResult)]
@@ -321,7 +404,11 @@ pub async fn member_ids(db: &impl ConnectionTrait, community: Uuid) -> Result<Ve
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-pub async fn is_member(db: &impl ConnectionTrait, community: Uuid, user: Uuid) -> Result<bool, DbErr> {
+pub async fn is_member(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    user: Uuid,
+) -> Result<bool, DbErr> {
     let row = IdRow::find_by_statement(stmt(
         "SELECT user_id AS id FROM community_members WHERE community_id = $1 AND user_id = $2",
         [community.into(), user.into()],
@@ -339,13 +426,22 @@ pub struct SubtreeScope {
 }
 
 /// The scope and everything under it.
-pub async fn subtree(db: &impl ConnectionTrait, community: Uuid, scope: Uuid) -> Result<Vec<SubtreeScope>, DbErr> {
+pub async fn subtree(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+    scope: Uuid,
+) -> Result<Vec<SubtreeScope>, DbErr> {
     let sql = "SELECT id, path, private FROM scopes WHERE community_id = $1 AND path @> ARRAY[$2]::uuid[] ORDER BY depth, id";
-    SubtreeScope::find_by_statement(stmt(sql, [community.into(), scope.into()])).all(db).await
+    SubtreeScope::find_by_statement(stmt(sql, [community.into(), scope.into()]))
+        .all(db)
+        .await
 }
 
 /// Room ids (of the subtree) each user is a private-room member of.
-pub async fn room_memberships(db: &impl ConnectionTrait, community: Uuid) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+pub async fn room_memberships(
+    db: &impl ConnectionTrait,
+    community: Uuid,
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
         room_id: Uuid,

@@ -51,8 +51,8 @@ pub struct Scope {
     pub path: Vec<Uuid>,
     /// A private room or a DM: needs room membership (or manage_rooms) to be seen.
     pub private: bool,
-    banned: bool,
-    room_member: bool,
+    pub(super) banned: bool,
+    pub(super) room_member: bool,
 }
 
 impl From<ScopeRow> for Scope {
@@ -72,6 +72,13 @@ impl From<ScopeRow> for Scope {
             banned: row.banned,
             room_member: row.room_member,
         }
+    }
+}
+
+impl Scope {
+    /// The user is banned from the scope's community (they know; telling them reveals nothing).
+    pub fn is_banned(&self) -> bool {
+        self.banned
     }
 }
 
@@ -96,9 +103,26 @@ macro_rules! markers {
 }
 
 markers!(
-    View, ReadHistory, SendMessages, ManageMessages, ManageCommunity, CreateGroups, ManageGroups, CreateRooms,
-    ManageRooms, Invite, Kick, Ban, ManageRoles, ManagePermissions, CreatePolls, Vote, CreateEvents, ManageEvents,
-    UploadMedia, ViewAuditLog
+    View,
+    ReadHistory,
+    SendMessages,
+    ManageMessages,
+    ManageCommunity,
+    CreateGroups,
+    ManageGroups,
+    CreateRooms,
+    ManageRooms,
+    Invite,
+    Kick,
+    Ban,
+    ManageRoles,
+    ManagePermissions,
+    CreatePolls,
+    Vote,
+    CreateEvents,
+    ManageEvents,
+    UploadMedia,
+    ViewAuditLog
 );
 
 /// Proof that `user` holds `P` at `scope`; only this module can make one.
@@ -168,8 +192,19 @@ impl Permissions {
     }
 
     pub async fn index(&self, community: Uuid) -> Result<Arc<CommunityIndexRef>, AppError> {
-        let wanted = self.announced.lock().expect("announced lock").get(&community).copied().unwrap_or(0);
-        if let Some(compiled) = self.indexes.read().expect("indexes lock").get(&community).cloned()
+        let wanted = self
+            .announced
+            .lock()
+            .expect("announced lock")
+            .get(&community)
+            .copied()
+            .unwrap_or(0);
+        if let Some(compiled) = self
+            .indexes
+            .read()
+            .expect("indexes lock")
+            .get(&community)
+            .cloned()
             && compiled.version >= wanted
             && compiled.loaded_at.elapsed() < INDEX_TTL
         {
@@ -185,18 +220,27 @@ impl Permissions {
             index: CommunityIndex::compile(&lines),
             decisions: Mutex::default(),
         });
-        self.indexes.write().expect("indexes lock").insert(community, compiled.clone());
+        self.indexes
+            .write()
+            .expect("indexes lock")
+            .insert(community, compiled.clone());
         Ok(Arc::new(CommunityIndexRef(compiled)))
     }
 
     pub async fn scope(&self, user: Uuid, scope_id: Uuid) -> Result<Option<Scope>, AppError> {
-        Ok(repo::scope_for(&self.db, user, scope_id).await?.map(Scope::from))
+        Ok(repo::scope_for(&self.db, user, scope_id)
+            .await?
+            .map(Scope::from))
     }
 
     /// The user's effective permissions at `scope`, gates included.
     pub async fn effective(&self, user: Uuid, scope: &Scope) -> Result<(PermSet, bool), AppError> {
         let Some(community) = scope.community_id else {
-            let perms = if scope.room_member { dm_permissions() } else { PermSet::EMPTY };
+            let perms = if scope.room_member {
+                dm_permissions()
+            } else {
+                PermSet::EMPTY
+            };
             return Ok((perms, false));
         };
         if scope.banned {
@@ -205,23 +249,58 @@ impl Permissions {
         let index = self.index(community).await?;
         let owner = index.0.index.is_owner(user, community);
         let perms = index.decide(user, scope);
-        let gated = scope.private && !scope.room_member && !owner && !perms.contains(Perm::ManageRooms);
+        let gated =
+            scope.private && !scope.room_member && !owner && !perms.contains(Perm::ManageRooms);
         Ok((if gated { PermSet::EMPTY } else { perms }, owner))
     }
 
     /// Checks `P` at the scope: invisible is 404, visible but not allowed is 403.
-    pub async fn require<P: Permission>(&self, user: Uuid, scope_id: Uuid) -> Result<Authorized<P>, AppError> {
-        let scope = self.scope(user, scope_id).await?.ok_or(AppError::NotFound)?;
+    pub async fn require<P: Permission>(
+        &self,
+        user: Uuid,
+        scope_id: Uuid,
+    ) -> Result<Authorized<P>, AppError> {
+        let scope = self
+            .scope(user, scope_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         self.require_at(user, scope).await
     }
 
-    pub async fn require_at<P: Permission>(&self, user: Uuid, scope: Scope) -> Result<Authorized<P>, AppError> {
+    /// `require`, also checking the id names a scope of the kind the URL says (else 404).
+    /// A DM counts as a room.
+    pub async fn require_kind<P: Permission>(
+        &self,
+        user: Uuid,
+        scope_id: Uuid,
+        kind: ScopeKind,
+    ) -> Result<Authorized<P>, AppError> {
+        let scope = self
+            .scope(user, scope_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let same_kind =
+            scope.kind == kind || (kind == ScopeKind::Room && scope.kind == ScopeKind::Dm);
+        if !same_kind {
+            return Err(AppError::NotFound);
+        }
+        self.require_at(user, scope).await
+    }
+
+    pub async fn require_at<P: Permission>(
+        &self,
+        user: Uuid,
+        scope: Scope,
+    ) -> Result<Authorized<P>, AppError> {
         let (perms, owner) = self.effective(user, &scope).await?;
         if !perms.contains(Perm::View) {
             return Err(AppError::NotFound);
         }
         if !perms.contains(P::PERM) {
-            return Err(AppError::Forbidden(format!("requires the {} permission here", P::PERM.name())));
+            return Err(AppError::Forbidden(format!(
+                "requires the {} permission here",
+                P::PERM.name()
+            )));
         }
         Ok(Authorized {
             user,
@@ -258,15 +337,23 @@ pub struct Candidate {
 
 impl Permissions {
     /// Which candidates (all of one community) `user` may view, with one index lookup each.
-    pub async fn visible(&self, user: Uuid, community: &Authorized<perm::View>, candidates: &[Candidate]) -> Result<Vec<Uuid>, AppError> {
-        let Some(community_id) = community.community_id() else { return Ok(Vec::new()) };
+    pub async fn visible(
+        &self,
+        user: Uuid,
+        community: &Authorized<perm::View>,
+        candidates: &[Candidate],
+    ) -> Result<Vec<Uuid>, AppError> {
+        let Some(community_id) = community.community_id() else {
+            return Ok(Vec::new());
+        };
         let index = self.index(community_id).await?;
         let owner = index.index().is_owner(user, community_id);
         Ok(candidates
             .iter()
             .filter(|c| {
                 let perms = index.index().effective(user, &c.path);
-                let gated = c.private && !c.room_member && !owner && !perms.contains(Perm::ManageRooms);
+                let gated =
+                    c.private && !c.room_member && !owner && !perms.contains(Perm::ManageRooms);
                 perms.contains(Perm::View) && !gated
             })
             .map(|c| c.id)
@@ -274,7 +361,10 @@ impl Permissions {
     }
 
     /// The community's current policy version as seen by `db` (e.g. inside a transaction).
-    pub async fn version_in(db: &impl sea_orm::ConnectionTrait, community: Uuid) -> Result<i64, AppError> {
+    pub async fn version_in(
+        db: &impl sea_orm::ConnectionTrait,
+        community: Uuid,
+    ) -> Result<i64, AppError> {
         Ok(repo::version(db, community).await?)
     }
 }

@@ -24,7 +24,11 @@ pub fn snapshot(community: Uuid) -> PolicySnapshot {
 }
 
 fn with_members(mut lines: Vec<Line>, snapshot: &PolicySnapshot, members: &[Uuid]) -> Vec<Line> {
-    lines.extend(members.iter().map(|u| Line::g(*u, snapshot.member_role, snapshot.community_id)));
+    lines.extend(
+        members
+            .iter()
+            .map(|u| Line::g(*u, snapshot.member_role, snapshot.community_id)),
+    );
     lines
 }
 
@@ -54,8 +58,18 @@ async fn room_level_role_deny_beats_community_allow_and_user_allow_beats_both() 
     let mut snap = snapshot(community);
     snap.depths.insert(room, 1);
     let send = PermSet::of(&[Perm::SendMessages]);
-    snap.overrides.push(Override { scope: room, subject: Subject::Role(snap.member_role), allow: PermSet::EMPTY, deny: send });
-    snap.overrides.push(Override { scope: room, subject: Subject::User(bob), allow: send, deny: PermSet::EMPTY });
+    snap.overrides.push(Override {
+        scope: room,
+        subject: Subject::Role(snap.member_role),
+        allow: PermSet::EMPTY,
+        deny: send,
+    });
+    snap.overrides.push(Override {
+        scope: room,
+        subject: Subject::User(bob),
+        allow: send,
+        deny: PermSet::EMPTY,
+    });
     let lines = with_members(compile(&snap), &snap, &[alice, bob]);
     let enforcer = engine::from_lines(&lines).await.unwrap();
     let index = CommunityIndex::compile(&lines);
@@ -64,5 +78,9 @@ async fn room_level_role_deny_beats_community_allow_and_user_allow_beats_both() 
     assert!(engine::decide(&enforcer, bob, &path, Perm::SendMessages).unwrap());
     assert!(!index.effective(alice, &path).contains(Perm::SendMessages));
     assert!(index.effective(bob, &path).contains(Perm::SendMessages));
-    let _ = Grant { user: alice, role: snap.member_role, scope: community };
+    let _ = Grant {
+        user: alice,
+        role: snap.member_role,
+        scope: community,
+    };
 }

@@ -52,11 +52,15 @@ impl Cursor {
     }
 
     pub fn as_i64(&self) -> Result<i64, AppError> {
-        self.0.parse().map_err(|_| AppError::field("cursor", "not a cursor this server issued"))
+        self.0
+            .parse()
+            .map_err(|_| AppError::field("cursor", "not a cursor this server issued"))
     }
 
     pub fn as_uuid(&self) -> Result<uuid::Uuid, AppError> {
-        self.0.parse().map_err(|_| AppError::field("cursor", "not a cursor this server issued"))
+        self.0
+            .parse()
+            .map_err(|_| AppError::field("cursor", "not a cursor this server issued"))
     }
 }
 
@@ -69,8 +73,16 @@ mod tests {
         let raw = Cursor::encode("12345");
         assert_eq!(Cursor::decode(&raw).unwrap().as_i64().unwrap(), 12345);
         assert!(Cursor::decode("***").is_err());
-        assert!(Cursor::decode(&Cursor::encode("abc")).unwrap().as_i64().is_err());
-        let params = PageParams { limit: Some(0), cursor: None };
+        assert!(
+            Cursor::decode(&Cursor::encode("abc"))
+                .unwrap()
+                .as_i64()
+                .is_err()
+        );
+        let params = PageParams {
+            limit: Some(0),
+            cursor: None,
+        };
         assert!(params.limit().is_err());
     }
 }

@@ -1,10 +1,14 @@
 //! The one integration-test binary: real app, real Postgres and Redis, random ports.
 
 mod auth;
+mod bola;
 mod cli;
+mod communities;
 mod errors;
 mod helpers;
 mod jwt;
 mod ops;
+mod permission_model;
+mod permissions;
 mod ratelimit;
 mod shutdown;
