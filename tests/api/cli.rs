@@ -192,3 +192,132 @@ async fn sigterm_stops_the_server_cleanly() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn demo_seed_builds_the_demo_and_is_idempotent() {
+    let database = fresh_database().await;
+    let url = database_url(&database);
+    let envs = [
+        ("GUILDHALL_DATABASE_URL", url.as_str()),
+        ("GUILDHALL_JWT_SECRET", TEST_SECRET),
+        ("GUILDHALL_LOG", "error"),
+    ];
+    let first = guildhall(&envs, &["demo-seed"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        first.contains("alice") && first.contains("(created)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("Demo community \"Guildhall Demo\" (created)"),
+        "{first}"
+    );
+    let second = String::from_utf8(guildhall(&envs, &["demo-seed"]).stdout).unwrap();
+    assert!(
+        !second.contains("(created)"),
+        "a second run changes nothing: {second}"
+    );
+    assert!(second.contains("(exists)"), "{second}");
+}
+
+/// The README's worked example, on the data `demo-seed` builds.
+#[tokio::test]
+async fn the_demo_behaves_as_the_readme_says() {
+    let database = fresh_database().await;
+    let url = database_url(&database);
+    let envs = [
+        ("GUILDHALL_DATABASE_URL", url.as_str()),
+        ("GUILDHALL_JWT_SECRET", TEST_SECRET),
+        ("GUILDHALL_LOG", "error"),
+    ];
+    assert!(guildhall(&envs, &["demo-seed"]).status.success());
+    let app =
+        crate::helpers::start(database.clone(), crate::helpers::base_settings(&database)).await;
+    let login = |name: &'static str| {
+        let app = &app;
+        async move {
+            let body =
+                serde_json::json!({"username": name, "password": guildhall::demo::DEMO_PASSWORD});
+            let session: serde_json::Value = app
+                .post("/v1/auth/login", None, body)
+                .await
+                .json()
+                .await
+                .unwrap();
+            session["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (bob, carol) = (login("bob").await, login("carol").await);
+    let communities: serde_json::Value = app
+        .get("/v1/communities", Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let community = communities["items"][0]["id"].as_str().unwrap().to_owned();
+    let tree: serde_json::Value = app
+        .get(&format!("/v1/communities/{community}/tree"), Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let room =
+        |name: &str| find_room(&tree, name).unwrap_or_else(|| panic!("room {name} in {tree}"));
+    let perms = |token: String, room: String| {
+        let app = &app;
+        async move {
+            let me: serde_json::Value = app
+                .get(&format!("/v1/rooms/{room}/permissions/me"), Some(&token))
+                .await
+                .json()
+                .await
+                .unwrap();
+            me["permissions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let has = |perms: &[String], p: &str| perms.iter().any(|x| x == p);
+    assert!(has(
+        &perms(bob.clone(), room("rust-help")).await,
+        "manage_messages"
+    ));
+    assert!(!has(
+        &perms(bob.clone(), room("random")).await,
+        "manage_messages"
+    ));
+    assert!(!has(
+        &perms(bob.clone(), room("announcements")).await,
+        "send_messages"
+    ));
+    assert!(has(
+        &perms(carol.clone(), room("announcements")).await,
+        "send_messages"
+    ));
+    assert!(
+        find_room(&tree, "staff").is_none(),
+        "bob is not in the private staff room"
+    );
+}
+
+fn find_room(node: &serde_json::Value, name: &str) -> Option<String> {
+    let rooms = node["rooms"].as_array().into_iter().flatten();
+    for room in rooms {
+        if room["name"] == name {
+            return room["id"].as_str().map(str::to_owned);
+        }
+    }
+    node["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|g| find_room(g, name))
+}
