@@ -7,7 +7,7 @@
 //! criterion group, and prints a markdown table. Without `--bench` (e.g. `cargo test --benches`)
 //! it runs a tiny version so test runs stay fast.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -274,6 +274,25 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// How many (role, held-at scope) rules the index keeps per scope: `effective` scans them at
+/// every level of the path. Role overrides fan out to one rule per scope the role is granted at.
+fn role_rules_per_scope(lines: &[Line]) -> (usize, f64) {
+    let mut rules: HashMap<&str, HashSet<(&str, &str)>> = HashMap::new();
+    for line in lines
+        .iter()
+        .filter(|l| l.ptype == "p" && l.values[5] == "role")
+    {
+        let v = &line.values;
+        rules
+            .entry(v[1].as_str())
+            .or_default()
+            .insert((v[0].as_str(), v[2].as_str()));
+    }
+    let max = rules.values().map(HashSet::len).max().unwrap_or(0);
+    let mean = rules.values().map(HashSet::len).sum::<usize>() as f64 / rules.len().max(1) as f64;
+    (max, mean)
+}
+
 fn heap_bytes(lines: &[Line]) -> usize {
     lines
         .iter()
@@ -325,6 +344,11 @@ fn main() {
     row(
         "lines::compile (roles, grants, overrides)",
         fmt(community.compile_time),
+    );
+    let (max_rules, mean_rules) = role_rules_per_scope(lines);
+    row(
+        "index role rules (role, held-at) per scope",
+        format!("max {max_rules}, mean {mean_rules:.1}"),
     );
     row(
         "lines in memory (heap estimate)",

@@ -25,9 +25,11 @@ use crate::config::Config;
 use crate::error::{AppError, PROBLEM_JSON, problem, problem_response};
 use crate::extract::TrustForwardedFor;
 use crate::identity::{Passwords, TokenService};
+use crate::messages::{GatewayHooks, Writer};
 use crate::ops::Metrics;
 use crate::permissions::{Feed, Permissions};
 use crate::ratelimit::RateLimiter;
+use crate::realtime::{Bus, Gateway};
 use crate::state::AppState;
 use crate::{db, openapi};
 
@@ -45,14 +47,14 @@ impl App {
         let listener = TcpListener::bind(config.bind).await.map_err(|e| {
             anyhow::anyhow!("GUILDHALL_BIND: cannot listen on {}: {e}", config.bind)
         })?;
-        let state = build_state(config).await?;
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let state = build_state(config, &tasks, &shutdown).await?;
         if !state.config.rate_limits.enabled {
             tracing::warn!(
                 "GUILDHALL_RATE_LIMITS=off: every request and message rate limit is disabled"
             );
         }
         let router = router(state.clone());
-        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
         let feed = state.permissions.feed().clone();
         tasks.spawn(feed.listen(state.permissions.clone(), shutdown.clone()));
         Ok(Self {
@@ -93,6 +95,8 @@ impl App {
             .with_graceful_shutdown(stop_signal(shutdown.clone()))
             .await?;
         shutdown.cancel();
+        self.state.gateway.tasks.close();
+        self.state.gateway.tasks.wait().await;
         self.tasks.close();
         self.tasks.wait().await;
         tracing::info!("stopped");
@@ -100,7 +104,11 @@ impl App {
     }
 }
 
-async fn build_state(config: Config) -> anyhow::Result<AppState> {
+async fn build_state(
+    config: Config,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<AppState> {
     let db = db::connect(&config).await?;
     if config.auto_migrate {
         db::migrate_up(&db, None).await?;
@@ -118,20 +126,52 @@ async fn build_state(config: Config) -> anyhow::Result<AppState> {
         },
         _ => Feed::Postgres,
     };
+    let bus = Bus::new(
+        redis
+            .clone()
+            .map(|r| (r, format!("{}events", config.redis_prefix))),
+    );
+    if let Some(url) = &config.redis_url {
+        let client = redis::Client::open(url.expose().as_str())?;
+        tasks.spawn(bus.clone().relay(
+            client,
+            format!("{}events", config.redis_prefix),
+            shutdown.clone(),
+        ));
+    }
+    let metrics = Arc::new(Metrics::new());
+    let writer = Writer::spawn(
+        db.clone(),
+        bus.clone(),
+        metrics.clone(),
+        (config.messaging.writers, config.messaging.queue),
+        tasks,
+        shutdown.clone(),
+    );
+    let gateway = Arc::new(Gateway::new(metrics.clone()));
+    let hooks = Arc::new(GatewayHooks::new());
+    tasks.spawn(gateway.clone().dispatch(bus.subscribe(), shutdown.clone()));
     let limiter = RateLimiter::new(
         config.rate_limits.enabled,
         redis.clone().map(|r| (r, config.redis_prefix.clone())),
     );
-    Ok(AppState {
+    let state = AppState {
         tokens: Arc::new(TokenService::new(&config.jwt)),
         passwords: Passwords::new().await?,
         config: Arc::new(config),
         redis,
         limiter,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         permissions: Arc::new(Permissions::new(db.clone(), feed)),
+        bus,
+        writer,
+        gateway,
+        hooks: hooks.clone(),
+        shutdown: shutdown.clone(),
         db,
-    })
+    };
+    hooks.bind(state.clone());
+    Ok(state)
 }
 
 async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {

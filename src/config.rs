@@ -76,6 +76,25 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// How deep groups may nest in new communities (1-16).
     pub max_group_depth: u32,
+    pub messaging: MessagingConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessagingConfig {
+    /// Longest message content, in characters (longer: 413 `payload_too_large`).
+    pub max_chars: usize,
+    /// Group-commit writer tasks; rooms are sharded over them.
+    pub writers: usize,
+    /// Queued sends per writer before `unavailable` + retry_after.
+    pub queue: usize,
+    /// Allowed `Origin`s of browser WebSocket clients; empty = any (non-browser clients send none).
+    pub ws_origins: Vec<String>,
+    pub ws_max_frame_bytes: usize,
+    /// Frames queued per connection before it counts as a slow consumer and is cut off.
+    pub ws_outbox: usize,
+    pub heartbeat: Duration,
+    /// Most messages one `resume` replays per room; past it the client gets `resync_required`.
+    pub resume_max: u64,
 }
 
 /// One clear line naming the setting, e.g. `GUILDHALL_BIND: "x" is not a socket address`.
@@ -108,6 +127,14 @@ const KEYS: &[&str] = &[
     "body_limit_bytes",
     "trust_forwarded_for",
     "max_group_depth",
+    "message_max_chars",
+    "message_writers",
+    "message_queue",
+    "ws_origins",
+    "ws_max_frame_bytes",
+    "ws_outbox",
+    "ws_heartbeat_s",
+    "resume_max_messages",
 ];
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -209,6 +236,25 @@ impl Config {
             )?),
             body_limit_bytes: positive(get("body_limit_bytes"), "body_limit_bytes", 1024 * 1024)?,
             trust_forwarded_for: flag(get("trust_forwarded_for"), "trust_forwarded_for", false)?,
+            messaging: MessagingConfig {
+                max_chars: positive(get("message_max_chars"), "message_max_chars", 4000)?,
+                writers: positive(get("message_writers"), "message_writers", 2)?,
+                queue: positive(get("message_queue"), "message_queue", 10_000)?,
+                ws_origins: cors_origins(get("ws_origins"))
+                    .map_err(|e| error("ws_origins", e.problem))?,
+                ws_max_frame_bytes: positive(
+                    get("ws_max_frame_bytes"),
+                    "ws_max_frame_bytes",
+                    64 * 1024,
+                )?,
+                ws_outbox: positive(get("ws_outbox"), "ws_outbox", 1024)?,
+                heartbeat: Duration::from_secs(positive(
+                    get("ws_heartbeat_s"),
+                    "ws_heartbeat_s",
+                    10,
+                )?),
+                resume_max: positive(get("resume_max_messages"), "resume_max_messages", 1000)?,
+            },
             max_group_depth: match positive(get("max_group_depth"), "max_group_depth", 8u32)? {
                 depth @ 1..=16 => depth,
                 _ => return Err(error("max_group_depth", "must be 1-16")),

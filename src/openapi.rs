@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
-use crate::{communities, identity, ops, permissions};
+use crate::{communities, identity, messages, ops, permissions, realtime};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use crate::{communities, identity, ops, permissions};
         (name = "auth", description = "Accounts and sessions"),
         (name = "users", description = "User profiles"),
         (name = "communities", description = "Communities, groups, rooms, members, invites, bans, DMs"),
+        (name = "messages", description = "Messages, history, reactions, read markers, unread counts, search"),
+        (name = "realtime", description = "The WebSocket gateway (protocol in PROTOCOL.md)"),
         (name = "permissions", description = "Roles, grants, overrides, explain, what-if, audit log"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -53,6 +55,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(identity::router())
         .merge(permissions::router())
         .merge(communities::router())
+        .merge(messages::router())
+        .merge(realtime::router())
 }
 
 pub fn spec() -> utoipa::openapi::OpenApi {

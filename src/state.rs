@@ -8,9 +8,11 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Config;
 use crate::identity::{Passwords, TokenService};
+use crate::messages::Writer;
 use crate::ops::Metrics;
 use crate::permissions::Permissions;
 use crate::ratelimit::RateLimiter;
+use crate::realtime::{Bus, Gateway, Hooks};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +25,13 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
     pub permissions: Arc<Permissions>,
+    pub bus: Bus,
+    pub writer: Writer,
+    pub gateway: Arc<Gateway>,
+    /// What the gateway asks of the features (messaging implements it).
+    pub hooks: Arc<dyn Hooks>,
+    /// Cancelled when the app stops; background tasks and sessions watch it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl FromRef<AppState> for Arc<TokenService> {

@@ -8,6 +8,7 @@ mod m20261201_000001_kernel;
 mod m20261201_000002_identity;
 mod m20261201_000003_communities;
 mod m20261201_000004_permissions;
+mod m20261201_000005_messages;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_identity::Migration),
             Box::new(m20261201_000003_communities::Migration),
             Box::new(m20261201_000004_permissions::Migration),
+            Box::new(m20261201_000005_messages::Migration),
         ]
     }
 }

@@ -37,6 +37,13 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pub db_pool: Family<PoolLabels, Gauge>,
+    pub messages_persisted: Counter,
+    pub persist_batch_size: Histogram,
+    pub persist_seconds: Histogram,
+    pub ws_connections: Gauge,
+    pub slow_consumer_disconnects: Counter,
+    /// Commit to socket write of `message.created`, per recipient.
+    pub broadcast_lag_seconds: Histogram,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -66,12 +73,61 @@ impl Metrics {
             "Postgres pool connections by state",
             db_pool.clone(),
         );
+        let messages_persisted = Counter::default();
+        let persist_batch_size =
+            Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]);
+        let persist_seconds = Histogram::new(LATENCY_BUCKETS.iter().copied());
+        let ws_connections = Gauge::default();
+        let slow_consumer_disconnects = Counter::default();
+        let broadcast_lag_seconds = Histogram::new(LATENCY_BUCKETS.iter().copied());
+        registry.register(
+            "messages_persisted",
+            "Messages committed",
+            messages_persisted.clone(),
+        );
+        registry.register(
+            "persist_batch_size",
+            "Messages per group commit",
+            persist_batch_size.clone(),
+        );
+        registry.register(
+            "persist_seconds",
+            "Group commit duration",
+            persist_seconds.clone(),
+        );
+        registry.register(
+            "ws_connections",
+            "Open WebSocket sessions on this node",
+            ws_connections.clone(),
+        );
+        registry.register(
+            "slow_consumer_disconnects",
+            "Sessions cut off because their outbox filled",
+            slow_consumer_disconnects.clone(),
+        );
+        registry.register(
+            "broadcast_lag_seconds",
+            "Commit to socket write of a message",
+            broadcast_lag_seconds.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             db_pool,
+            messages_persisted,
+            persist_batch_size,
+            persist_seconds,
+            ws_connections,
+            slow_consumer_disconnects,
+            broadcast_lag_seconds,
         }
+    }
+
+    pub fn record_batch(&self, size: usize, took: std::time::Duration) {
+        self.messages_persisted.inc_by(size as u64);
+        self.persist_batch_size.observe(size as f64);
+        self.persist_seconds.observe(took.as_secs_f64());
     }
 
     pub fn render(&self) -> String {

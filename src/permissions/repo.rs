@@ -455,3 +455,21 @@ pub async fn room_memberships(
     .await?;
     Ok(rows.into_iter().map(|r| (r.room_id, r.user_id)).collect())
 }
+
+#[derive(Debug, FromQueryResult)]
+pub struct RoomScope {
+    pub id: Uuid,
+    pub community_id: Option<Uuid>,
+    pub path: Vec<Uuid>,
+    pub private: bool,
+    pub room_member: bool,
+}
+
+/// Rooms the user is a member of: public rooms of their communities, private rooms and DMs they
+/// were added to (before permission filtering).
+pub async fn member_rooms(db: &impl ConnectionTrait, user: Uuid) -> Result<Vec<RoomScope>, DbErr> {
+    let sql = "SELECT s.id, s.community_id, s.path, s.private, (rm.user_id IS NOT NULL) AS room_member                FROM scopes s                LEFT JOIN room_members rm ON rm.room_id = s.id AND rm.user_id = $1                WHERE s.kind IN ('room', 'dm') AND (                  (s.kind = 'dm' AND rm.user_id IS NOT NULL) OR                  (s.kind = 'room' AND EXISTS (SELECT 1 FROM community_members cm                     WHERE cm.community_id = s.community_id AND cm.user_id = $1)                     AND (NOT s.private OR rm.user_id IS NOT NULL)))                ORDER BY s.id";
+    RoomScope::find_by_statement(stmt(sql, [user.into()]))
+        .all(db)
+        .await
+}

@@ -167,6 +167,14 @@ pub struct Permissions {
     indexes: RwLock<HashMap<Uuid, Arc<Compiled>>>,
     /// Highest policy version announced per community; older indexes are stale.
     announced: Mutex<HashMap<Uuid, i64>>,
+    /// Moves on every announcement, so long-lived sessions know when to re-check access.
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl crate::realtime::PolicyEpoch for Permissions {
+    fn policy_epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl Permissions {
@@ -176,6 +184,7 @@ impl Permissions {
             feed,
             indexes: RwLock::default(),
             announced: Mutex::default(),
+            epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -184,11 +193,13 @@ impl Permissions {
         let mut announced = self.announced.lock().expect("announced lock");
         let entry = announced.entry(community).or_insert(version);
         *entry = (*entry).max(version);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Drops every cached index (e.g. after the change feed reconnected and may have missed news).
     pub fn forget_all(&self) {
         self.indexes.write().expect("indexes lock").clear();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub async fn index(&self, community: Uuid) -> Result<Arc<CommunityIndexRef>, AppError> {
@@ -358,6 +369,31 @@ impl Permissions {
             })
             .map(|c| c.id)
             .collect())
+    }
+
+    /// Rooms (and DMs) the user is a member of and may `perm` in.
+    pub async fn member_rooms_with(&self, user: Uuid, perm: Perm) -> Result<Vec<Uuid>, AppError> {
+        let rooms = repo::member_rooms(&self.db, user).await?;
+        let mut allowed = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let scope = Scope {
+                id: room.id,
+                kind: if room.community_id.is_some() {
+                    ScopeKind::Room
+                } else {
+                    ScopeKind::Dm
+                },
+                community_id: room.community_id,
+                path: room.path,
+                private: room.private,
+                banned: false,
+                room_member: room.room_member,
+            };
+            if self.effective(user, &scope).await?.0.contains(perm) {
+                allowed.push(room.id);
+            }
+        }
+        Ok(allowed)
     }
 
     /// The community's current policy version as seen by `db` (e.g. inside a transaction).

@@ -11,4 +11,6 @@ mod ops;
 mod permission_model;
 mod permissions;
 mod ratelimit;
+mod realtime;
 mod shutdown;
+mod ws;

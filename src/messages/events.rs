@@ -1,0 +1,66 @@
+//! Message shapes and the events messaging publishes (wire names from PROTOCOL.md).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    /// Gapless, strictly increasing per room; the first message of a room has seq 1.
+    pub seq: i64,
+    pub sender_id: Uuid,
+    /// Empty once deleted.
+    pub content: String,
+    pub reply_to: Option<Uuid>,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: serde_json::Value,
+    /// Users mentioned with `@username` who can read the room.
+    pub mentions: Vec<Uuid>,
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum MessageEvent<'a> {
+    #[serde(rename = "message.created")]
+    Created {
+        room_id: Uuid,
+        message: &'a MessageView,
+    },
+    #[serde(rename = "message.updated")]
+    Updated {
+        room_id: Uuid,
+        message: &'a MessageView,
+    },
+    #[serde(rename = "message.deleted")]
+    Deleted {
+        room_id: Uuid,
+        message: &'a MessageView,
+    },
+    #[serde(rename = "reaction.added")]
+    ReactionAdded {
+        room_id: Uuid,
+        message_id: Uuid,
+        user_id: Uuid,
+        emoji: &'a str,
+    },
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved {
+        room_id: Uuid,
+        message_id: Uuid,
+        user_id: Uuid,
+        emoji: &'a str,
+    },
+    #[serde(rename = "receipt")]
+    Receipt {
+        room_id: Uuid,
+        user_id: Uuid,
+        seq: i64,
+    },
+}

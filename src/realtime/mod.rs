@@ -1,0 +1,81 @@
+//! Realtime: the WebSocket gateway (`GET /v1/ws`), its session registry and fan-out, and the
+//! event bus (in-process, or Redis pub/sub across nodes). Imports no feature: features publish
+//! on the bus, and what the gateway needs from them comes in through `Hooks`.
+
+mod bus;
+mod frames;
+mod gateway;
+mod hooks;
+mod session;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use bus::{Audience, Bus, Envelope};
+pub use gateway::Gateway;
+pub use hooks::{Hooks, PolicyEpoch, RoomAccess};
+pub use session::Deps;
+
+use crate::error::{AppError, Problem};
+use crate::identity::{AuthUser, TokenService};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(connect))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConnectParams {
+    /// Access token, for clients that cannot set the Authorization header.
+    pub token: Option<String>,
+}
+
+/// Open the realtime WebSocket (protocol: PROTOCOL.md). Authenticated by `?token=` or the
+/// Authorization header; browsers' Origin must be allowed by `GUILDHALL_WS_ORIGINS`.
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(ConnectParams),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn connect(
+    State(state): State<AppState>,
+    Query(params): Query<ConnectParams>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let tokens: std::sync::Arc<TokenService> = state.tokens.clone();
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let token = params.token.or(header_token).ok_or_else(|| {
+        AppError::Unauthorized("missing access token (?token= or Authorization)".into())
+    })?;
+    let auth = AuthUser::from_token(&tokens, &token)?;
+    let deps = Deps::from_state(&state);
+    let allowed = &deps.config.ws_origins;
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !allowed.is_empty()
+        && !allowed.iter().any(|o| o == "*" || o == origin)
+    {
+        return Err(AppError::Forbidden("origin not allowed".into()));
+    }
+    let now = jsonwebtoken::get_current_timestamp();
+    let expires_at = Instant::now() + Duration::from_secs(auth.expires_at.saturating_sub(now));
+    let max = deps.config.ws_max_frame_bytes;
+    let tasks = deps.gateway.tasks.clone();
+    Ok(upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            tasks.track_future(session::run(socket, auth.user_id, expires_at, deps))
+        })
+        .into_response())
+}

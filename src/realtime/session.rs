@@ -1,0 +1,496 @@
+//! One WebSocket connection: a reader task (client frames) and a writer task (the bounded
+//! outbox -> socket), around the session's registry handle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::bus::{Audience, Bus};
+use super::frames::{ClientFrame, ServerFrame, to_text};
+use super::gateway::{Gateway, Out, SessionHandle};
+use super::hooks::{Hooks, PolicyEpoch};
+use crate::config::MessagingConfig;
+
+const TYPING_TTL_MS: u64 = 5_000;
+const TYPING_MIN_INTERVAL: Duration = Duration::from_millis(1_000);
+const EPOCH_CHECK: Duration = Duration::from_millis(200);
+
+#[derive(Clone)]
+pub struct Deps {
+    pub gateway: Arc<Gateway>,
+    pub hooks: Arc<dyn Hooks>,
+    pub epoch: Arc<dyn PolicyEpoch>,
+    pub bus: Bus,
+    pub config: MessagingConfig,
+    pub shutdown: CancellationToken,
+}
+
+fn text(frame: &ServerFrame<'_>) -> Utf8Bytes {
+    Utf8Bytes::from(to_text(frame))
+}
+
+fn error_frame(code: &str, message: &str, reference: Option<&str>) -> Utf8Bytes {
+    text(&ServerFrame::Error {
+        code,
+        message,
+        reference,
+    })
+}
+
+pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps) {
+    let (mut sink, stream) = socket.split();
+    let (tx, rx) = mpsc::channel(deps.config.ws_outbox);
+    let handle = deps.gateway.register(user, tx.clone());
+    let ready = match subscribe_defaults(&deps, &handle).await {
+        Ok(rooms) => text(&ServerFrame::Ready {
+            user_id: user,
+            session_id: Uuid::now_v7(),
+            heartbeat_interval_ms: u64::try_from(deps.config.heartbeat.as_millis())
+                .unwrap_or(10_000),
+            room_ids: &rooms,
+        }),
+        Err(()) => {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1011,
+                    reason: "unavailable".into(),
+                })))
+                .await;
+            deps.gateway.unregister(&handle);
+            return;
+        }
+    };
+    if sink.send(Message::Text(ready)).await.is_err() {
+        deps.gateway.unregister(&handle);
+        return;
+    }
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        handle.clone(),
+        deps.clone(),
+        expires_at,
+    ));
+    read_loop(stream, tx, handle.clone(), deps.clone()).await;
+    handle.kill.cancel();
+    let _ = writer.await;
+    deps.gateway.unregister(&handle);
+}
+
+/// Follows every room the user belongs to from its current end: registered first, positioned
+/// second, so nothing committed after `ready` can slip between the two.
+async fn subscribe_defaults(deps: &Deps, handle: &Arc<SessionHandle>) -> Result<Vec<Uuid>, ()> {
+    let rooms = deps.hooks.member_rooms(handle.user).await.map_err(|_| ())?;
+    for room in &rooms {
+        deps.gateway.follow(handle, room.room_id, i64::MAX);
+    }
+    let positioned = deps.hooks.member_rooms(handle.user).await.map_err(|_| ())?;
+    let mut followed = handle.rooms.lock().expect("session rooms");
+    for room in &positioned {
+        if let Some(position) = followed.get_mut(&room.room_id) {
+            *position = room.last_seq;
+        }
+    }
+    followed.retain(|_, position| *position != i64::MAX);
+    Ok(followed.keys().copied().collect())
+}
+
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    tx: mpsc::Sender<Out>,
+    handle: Arc<SessionHandle>,
+    deps: Deps,
+) {
+    let idle_limit = deps.config.heartbeat * 3;
+    let mut typing: HashMap<Uuid, Instant> = HashMap::new();
+    let sends = tokio_util::task::TaskTracker::new();
+    loop {
+        let next = tokio::select! {
+            () = handle.kill.cancelled() => break,
+            () = deps.shutdown.cancelled() => break,
+            next = tokio::time::timeout(idle_limit, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                let _ = tx.try_send(Out::Close(1001, "heartbeat timeout"));
+                break;
+            }
+            Ok(None | Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Err(err))) => {
+                let _ = tx.try_send(close_for(&err));
+                break;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        let Message::Text(body) = message else {
+            if matches!(message, Message::Binary(_)) {
+                let _ = tx.try_send(Out::Frame(error_frame(
+                    "validation_failed",
+                    "frames are JSON text",
+                    None,
+                )));
+            }
+            continue;
+        };
+        match serde_json::from_str::<ClientFrame>(body.as_str()) {
+            Ok(frame) => handle_frame(frame, &tx, &handle, &deps, &mut typing, &sends).await,
+            Err(err) => {
+                let _ = tx.try_send(Out::Frame(error_frame(
+                    "validation_failed",
+                    &err.to_string(),
+                    None,
+                )));
+            }
+        }
+    }
+    sends.close();
+    sends.wait().await;
+}
+
+/// 1009 for oversized frames, 1007 for invalid UTF-8, 1002 otherwise.
+fn close_for(err: &axum::Error) -> Out {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    let source = std::error::Error::source(err).and_then(|e| e.downcast_ref::<WsError>());
+    match source {
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+            Out::Close(1009, "frame too large")
+        }
+        Some(WsError::Utf8(_)) => Out::Close(1007, "invalid utf-8"),
+        _ => Out::Close(1002, "protocol error"),
+    }
+}
+
+async fn handle_frame(
+    frame: ClientFrame,
+    tx: &mpsc::Sender<Out>,
+    handle: &Arc<SessionHandle>,
+    deps: &Deps,
+    typing: &mut HashMap<Uuid, Instant>,
+    sends: &tokio_util::task::TaskTracker,
+) {
+    let reply = |frame: Utf8Bytes| {
+        let _ = tx.try_send(Out::Frame(frame));
+    };
+    match frame {
+        ClientFrame::Heartbeat => reply(text(&ServerFrame::HeartbeatAck)),
+        ClientFrame::Subscribe { room_ids } => {
+            let mut added = Vec::new();
+            for room in room_ids {
+                match deps.hooks.readable(handle.user, room).await {
+                    Ok(Some(access)) => {
+                        deps.gateway.follow(handle, room, access.last_seq);
+                        added.push(room);
+                    }
+                    _ => reply(error_frame(
+                        "not_found",
+                        &format!("room {room} not found"),
+                        None,
+                    )),
+                }
+            }
+            reply(text(&ServerFrame::Subscribed { room_ids: &added }));
+        }
+        ClientFrame::Unsubscribe { room_ids } => {
+            for room in &room_ids {
+                deps.gateway.unfollow(handle, *room);
+            }
+            reply(text(&ServerFrame::Unsubscribed {
+                room_ids: &room_ids,
+            }));
+        }
+        ClientFrame::Send {
+            room_id,
+            client_msg_id,
+            content,
+            reply_to,
+        } => {
+            let (hooks, tx, user) = (deps.hooks.clone(), tx.clone(), handle.user);
+            sends.spawn(async move {
+                let frame = match hooks.send(user, room_id, client_msg_id.clone(), content, reply_to).await {
+                    Ok(message) => {
+                        let ack = serde_json::json!({"type": "ack", "client_msg_id": client_msg_id, "message": message});
+                        Utf8Bytes::from(ack.to_string())
+                    }
+                    Err(err) => error_frame(err.code(), &err.detail(), Some(&client_msg_id)),
+                };
+                let _ = tx.send(Out::Frame(frame)).await;
+            });
+        }
+        ClientFrame::Typing { room_id } => {
+            let recent = typing
+                .get(&room_id)
+                .is_some_and(|at| at.elapsed() < TYPING_MIN_INTERVAL);
+            if recent {
+                return;
+            }
+            match deps.hooks.can_send(handle.user, room_id).await {
+                Ok(true) => {
+                    typing.insert(room_id, Instant::now());
+                    let event = ServerFrame::Typing {
+                        room_id,
+                        user_id: handle.user,
+                        expires_in_ms: TYPING_TTL_MS,
+                    };
+                    deps.bus
+                        .publish(Audience::Room(room_id), None, &event)
+                        .await;
+                }
+                _ => reply(error_frame("not_found", "room not found", None)),
+            }
+        }
+        ClientFrame::Read { room_id, seq } => {
+            if let Err(err) = deps.hooks.read(handle.user, room_id, seq).await {
+                reply(error_frame(err.code(), &err.detail(), None));
+            }
+        }
+        ClientFrame::Resume { positions } => {
+            for (room, seq) in positions {
+                let followed = handle
+                    .rooms
+                    .lock()
+                    .expect("session rooms")
+                    .contains_key(&room);
+                if !followed {
+                    match deps.hooks.readable(handle.user, room).await {
+                        Ok(Some(_)) => deps.gateway.follow(handle, room, seq),
+                        _ => {
+                            reply(error_frame(
+                                "not_found",
+                                &format!("room {room} not found"),
+                                None,
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                if let Some(position) = handle.rooms.lock().expect("session rooms").get_mut(&room) {
+                    *position = seq.max(0);
+                }
+                let _ = tx.send(Out::Resume(room)).await;
+            }
+        }
+    }
+}
+
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    handle: Arc<SessionHandle>,
+    deps: Deps,
+    epoch_seen: u64,
+}
+
+async fn write_loop(
+    sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Out>,
+    handle: Arc<SessionHandle>,
+    deps: Deps,
+    expires_at: Instant,
+) {
+    let epoch_seen = deps.epoch.policy_epoch();
+    let mut writer = Writer {
+        sink,
+        handle: handle.clone(),
+        deps: deps.clone(),
+        epoch_seen,
+    };
+    let expiry = tokio::time::sleep_until(expires_at.into());
+    tokio::pin!(expiry);
+    let mut epoch_tick = tokio::time::interval(EPOCH_CHECK);
+    loop {
+        let out = tokio::select! {
+            biased;
+            () = handle.kill.cancelled() => {
+                if handle.slow.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = writer.send(error_frame("slow_consumer", "the connection could not keep up; resume to catch up", None)).await;
+                    writer.close(1008, "slow consumer").await;
+                }
+                break;
+            }
+            () = deps.shutdown.cancelled() => { writer.close(1001, "server shutting down").await; break }
+            () = &mut expiry => {
+                let _ = writer.send(error_frame("unauthorized", "access token expired", None)).await;
+                writer.close(1008, "token expired").await;
+                break;
+            }
+            _ = epoch_tick.tick() => { writer.revalidate().await; continue }
+            out = rx.recv() => out,
+        };
+        let Some(out) = out else { break };
+        let keep_going = match out {
+            Out::Event(envelope, frame) => writer.event(&envelope, frame).await,
+            Out::Frame(frame) => writer.send(frame).await,
+            Out::Resume(room) => writer.resume(room).await,
+            Out::Close(code, reason) => {
+                writer.close(code, reason).await;
+                false
+            }
+        };
+        if !keep_going {
+            break;
+        }
+    }
+    handle.kill.cancel();
+}
+
+impl Writer {
+    async fn send(&mut self, frame: Utf8Bytes) -> bool {
+        self.sink.send(Message::Text(frame)).await.is_ok()
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let _ = self
+            .sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+
+    /// After any policy change: drop rooms the user may no longer read.
+    async fn revalidate(&mut self) {
+        let epoch = self.deps.epoch.policy_epoch();
+        if epoch == self.epoch_seen {
+            return;
+        }
+        self.epoch_seen = epoch;
+        let rooms: Vec<Uuid> = self
+            .handle
+            .rooms
+            .lock()
+            .expect("session rooms")
+            .keys()
+            .copied()
+            .collect();
+        for room in rooms {
+            if let Ok(None) = self.deps.hooks.readable(self.handle.user, room).await {
+                self.deps.gateway.unfollow(&self.handle, room);
+            }
+        }
+    }
+
+    async fn event(&mut self, envelope: &super::bus::Envelope, frame: Utf8Bytes) -> bool {
+        let Audience::Room(room) = envelope.audience else {
+            return self.send(frame).await;
+        };
+        self.revalidate().await;
+        let Some(position) = self
+            .handle
+            .rooms
+            .lock()
+            .expect("session rooms")
+            .get(&room)
+            .copied()
+        else {
+            return true;
+        };
+        let Some(seq) = envelope.seq else {
+            return self.send(frame).await;
+        };
+        if seq <= position {
+            return true;
+        }
+        if seq > position + 1 && !self.fill(room, position, seq - 1).await {
+            return false;
+        }
+        self.set_position(room, seq);
+        let sent = self.send(frame).await;
+        let lag_ms = super::bus::now_ms().saturating_sub(envelope.at_ms);
+        self.deps
+            .gateway
+            .metrics
+            .broadcast_lag_seconds
+            .observe(lag_ms as f64 / 1000.0);
+        sent
+    }
+
+    fn set_position(&self, room: Uuid, seq: i64) {
+        if let Some(position) = self
+            .handle
+            .rooms
+            .lock()
+            .expect("session rooms")
+            .get_mut(&room)
+        {
+            *position = (*position).max(seq);
+        }
+    }
+
+    /// Sends the room's messages in `(after, until]` from Postgres, in order.
+    async fn fill(&mut self, room: Uuid, after: i64, until: i64) -> bool {
+        let Ok(frames) = self
+            .deps
+            .hooks
+            .replay(room, after, Some(until), u64::MAX)
+            .await
+        else {
+            return false;
+        };
+        for (seq, frame) in frames {
+            if !self.send(Utf8Bytes::from(frame)).await {
+                return false;
+            }
+            self.set_position(room, seq);
+        }
+        true
+    }
+
+    /// `resume`: replay after the client's position, or say `resync_required` past the cap.
+    async fn resume(&mut self, room: Uuid) -> bool {
+        let Some(position) = self
+            .handle
+            .rooms
+            .lock()
+            .expect("session rooms")
+            .get(&room)
+            .copied()
+        else {
+            return true;
+        };
+        let cap = self.deps.config.resume_max;
+        let Ok(frames) = self.deps.hooks.replay(room, position, None, cap + 1).await else {
+            return false;
+        };
+        if frames.len() as u64 > cap {
+            let last_seq = match self.deps.hooks.readable(self.handle.user, room).await {
+                Ok(Some(access)) => access.last_seq,
+                _ => return true,
+            };
+            self.set_position(room, last_seq);
+            return self
+                .send(text(&ServerFrame::ResyncRequired {
+                    room_id: room,
+                    last_seq,
+                }))
+                .await;
+        }
+        for (seq, frame) in frames {
+            if !self.send(Utf8Bytes::from(frame)).await {
+                return false;
+            }
+            self.set_position(room, seq);
+        }
+        true
+    }
+}
+
+impl Deps {
+    pub fn from_state(state: &crate::state::AppState) -> Self {
+        Self {
+            gateway: state.gateway.clone(),
+            hooks: state.hooks.clone(),
+            epoch: state.permissions.clone(),
+            bus: state.bus.clone(),
+            config: state.config.messaging.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
+}
