@@ -29,7 +29,7 @@ use crate::messages::{GatewayHooks, Writer};
 use crate::ops::Metrics;
 use crate::permissions::{Feed, Permissions};
 use crate::ratelimit::RateLimiter;
-use crate::realtime::{Bus, Gateway};
+use crate::realtime::{Bus, Gateway, Presence};
 use crate::state::AppState;
 use crate::{db, openapi};
 
@@ -150,6 +150,18 @@ async fn build_state(
     );
     let gateway = Arc::new(Gateway::new(metrics.clone()));
     let hooks = Arc::new(GatewayHooks::new());
+    let presence_expiry = config.messaging.heartbeat * 3;
+    let presence = Arc::new(Presence::new(
+        bus.node_id(),
+        presence_expiry,
+        redis.clone().map(|r| (r, config.redis_prefix.clone())),
+    ));
+    tasks.spawn(presence.clone().run(
+        bus.clone(),
+        hooks.clone(),
+        config.messaging.heartbeat,
+        shutdown.clone(),
+    ));
     tasks.spawn(gateway.clone().dispatch(bus.subscribe(), shutdown.clone()));
     let limiter = RateLimiter::new(
         config.rate_limits.enabled,
@@ -166,6 +178,7 @@ async fn build_state(
         bus,
         writer,
         gateway,
+        presence,
         hooks: hooks.clone(),
         shutdown: shutdown.clone(),
         db,

@@ -12,7 +12,7 @@ use crate::messages::Writer;
 use crate::ops::Metrics;
 use crate::permissions::Permissions;
 use crate::ratelimit::RateLimiter;
-use crate::realtime::{Bus, Gateway, Hooks};
+use crate::realtime::{Bus, Gateway, Hooks, Presence};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,6 +28,7 @@ pub struct AppState {
     pub bus: Bus,
     pub writer: Writer,
     pub gateway: Arc<Gateway>,
+    pub presence: Arc<Presence>,
     /// What the gateway asks of the features (messaging implements it).
     pub hooks: Arc<dyn Hooks>,
     /// Cancelled when the app stops; background tasks and sessions watch it.

@@ -76,11 +76,24 @@ END;
 $$;
 CREATE TRIGGER messages_count_mentions AFTER INSERT ON messages
     FOR EACH ROW WHEN (cardinality(NEW.mentions) > 0) EXECUTE FUNCTION messages_count_mentions();
+
+-- Private-room membership decides who may follow a room: every change bumps the community's
+-- policy version, so open sessions re-check their rooms (and pick up new ones) at once.
+CREATE FUNCTION room_members_bump_policy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE communities c SET policy_version = policy_version + 1
+      FROM rooms r WHERE r.id = COALESCE(NEW.room_id, OLD.room_id) AND c.id = r.community_id;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER room_members_bump_policy AFTER INSERT OR DELETE ON room_members
+    FOR EACH ROW EXECUTE FUNCTION room_members_bump_policy();
 ";
 
 const DOWN: &str = r"
 DROP TABLE IF EXISTS read_markers, reactions, messages CASCADE;
-DROP FUNCTION IF EXISTS messages_assign_seq(), messages_count_mentions();
+DROP TRIGGER IF EXISTS room_members_bump_policy ON room_members;
+DROP FUNCTION IF EXISTS messages_assign_seq(), messages_count_mentions(), room_members_bump_policy();
 ALTER TABLE rooms DROP COLUMN IF EXISTS last_seq, DROP COLUMN IF EXISTS last_message_at;
 ";
 

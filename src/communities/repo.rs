@@ -520,3 +520,13 @@ pub async fn use_invite(db: &impl ConnectionTrait, code: &str) -> Result<Option<
         .one(db)
         .await
 }
+
+pub async fn community_ids_of(db: &impl ConnectionTrait, user: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    let rows = IdRow::find_by_statement(stmt(
+        "SELECT community_id AS id FROM community_members WHERE user_id = $1 ORDER BY community_id",
+        [user.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}

@@ -10,6 +10,7 @@ use super::views::{CommunityView, InviteView, MemberView, Page};
 use crate::error::{AppError, FieldError};
 use crate::identity;
 use crate::permissions::{self, Authorized, Permissions, perm};
+use crate::realtime::Audience;
 use crate::shared::Cursor;
 use crate::state::AppState;
 
@@ -182,6 +183,7 @@ async fn add_member(state: &AppState, community: Uuid, user: Uuid) -> Result<(),
         let version = Permissions::version_in(&txn, community).await?;
         txn.commit().await?;
         state.permissions.committed(community, version).await;
+        member_event(state, community, None, user, true).await;
     }
     Ok(())
 }
@@ -233,6 +235,7 @@ pub async fn accept_invite(
     let version = Permissions::version_in(&txn, community).await?;
     txn.commit().await?;
     state.permissions.committed(community, version).await;
+    member_event(state, community, None, user, true).await;
     load(state, community).await.map(CommunityView::from)
 }
 
@@ -287,6 +290,7 @@ pub async fn remove_member(
     let version = permissions::recompile(&txn, community).await?;
     txn.commit().await?;
     state.permissions.committed(community, version).await;
+    member_event(state, community, None, user, false).await;
     Ok(())
 }
 
@@ -320,6 +324,7 @@ pub async fn ban(
     let version = permissions::recompile(&txn, community).await?;
     txn.commit().await?;
     state.permissions.committed(community, version).await;
+    member_event(state, community, None, user, false).await;
     Ok(())
 }
 
@@ -334,4 +339,51 @@ pub async fn unban(
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// Ids of every community the user is a member of.
+pub async fn ids_of(state: &AppState, user: Uuid) -> Result<Vec<Uuid>, AppError> {
+    Ok(repo::community_ids_of(&state.db, user).await?)
+}
+
+#[derive(serde::Serialize)]
+struct MemberEvent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    community_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_id: Option<Uuid>,
+    user_id: Uuid,
+}
+
+/// `member.joined` / `member.left` to the community's sessions (and to the joiner).
+pub async fn member_event(
+    state: &AppState,
+    community: Uuid,
+    room: Option<Uuid>,
+    user: Uuid,
+    joined: bool,
+) {
+    let event = MemberEvent {
+        kind: if joined {
+            "member.joined"
+        } else {
+            "member.left"
+        },
+        community_id: community,
+        room_id: room,
+        user_id: user,
+    };
+    let audience = match room {
+        Some(room) => Audience::Room(room),
+        None => Audience::Communities(vec![community]),
+    };
+    state.bus.publish(audience, None, &event).await;
+    // A joiner's sessions do not follow the community yet; they learn of it directly.
+    if joined {
+        state
+            .bus
+            .publish(Audience::Users(vec![user]), None, &event)
+            .await;
+    }
 }

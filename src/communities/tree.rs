@@ -248,7 +248,26 @@ pub async fn update_room(
     if let Some(version) = version {
         state.permissions.committed(community, version).await;
     }
-    room_view(state, row).await
+    let view = room_view(state, row).await?;
+    state
+        .bus
+        .publish(
+            crate::realtime::Audience::Room(view.id),
+            None,
+            &RoomUpdated {
+                kind: "room.updated",
+                room: &view,
+            },
+        )
+        .await;
+    Ok(view)
+}
+
+#[derive(serde::Serialize)]
+struct RoomUpdated<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a RoomView,
 }
 
 pub async fn delete_room(

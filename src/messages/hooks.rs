@@ -50,14 +50,11 @@ impl Hooks for GatewayHooks {
             .permissions
             .member_rooms_with(user, Perm::ReadHistory)
             .await?;
-        let mut access = Vec::with_capacity(rooms.len());
-        for room in rooms {
-            access.push(RoomAccess {
-                room_id: room,
-                last_seq: service::last_seq(state, room).await?,
-            });
-        }
-        Ok(access)
+        let seqs = repo::last_seqs(&state.db, &rooms).await?;
+        Ok(seqs
+            .into_iter()
+            .map(|(room_id, last_seq)| RoomAccess { room_id, last_seq })
+            .collect())
     }
 
     async fn readable(&self, user: Uuid, room: Uuid) -> Result<Option<RoomAccess>, AppError> {
@@ -144,6 +141,10 @@ impl Hooks for GatewayHooks {
             .require_kind::<perm::ReadHistory>(user, room, crate::permissions::ScopeKind::Room)
             .await?;
         service::mark_read(state, &proof, seq).await.map(|_| ())
+    }
+
+    async fn communities_of(&self, user: Uuid) -> Result<Vec<Uuid>, AppError> {
+        crate::communities::service::ids_of(self.state()?, user).await
     }
 
     async fn can_send(&self, user: Uuid, room: Uuid) -> Result<bool, AppError> {

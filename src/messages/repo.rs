@@ -334,3 +334,21 @@ pub async fn last_seq(db: &impl ConnectionTrait, room: Uuid) -> Result<i64, DbEr
     .await?;
     Ok(row.map_or(0, |r| r.last_seq))
 }
+
+pub async fn last_seqs(
+    db: &impl ConnectionTrait,
+    rooms: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+        last_seq: i64,
+    }
+    let rows = Row::find_by_statement(stmt(
+        "SELECT id, last_seq FROM rooms WHERE id = ANY($1)",
+        [rooms.to_vec().into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
+}

@@ -20,8 +20,10 @@ const LOCAL_CAPACITY: usize = 65_536;
 pub enum Audience {
     /// Sessions subscribed to the room.
     Room(Uuid),
-    /// Every session of these users (presence, private notices).
+    /// Every session of these users (private notices).
     Users(Vec<Uuid>),
+    /// Sessions of members of these communities (presence).
+    Communities(Vec<Uuid>),
 }
 
 /// One event on the bus: its audience, the room position it carries (messages), and the
@@ -79,7 +81,9 @@ impl Bus {
         let _ = self.local.send(envelope.clone());
         if let Some((conn, channel)) = &self.redis {
             let mut conn = conn.clone();
-            let Ok(payload) = serde_json::to_string(envelope.as_ref()) else { return };
+            let Ok(payload) = serde_json::to_string(envelope.as_ref()) else {
+                return;
+            };
             let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                 .arg(channel)
                 .arg(payload)

@@ -38,11 +38,14 @@ pub struct SessionHandle {
     pub slow: std::sync::atomic::AtomicBool,
     /// Rooms followed and the last seq delivered in each.
     pub rooms: Mutex<HashMap<Uuid, i64>>,
+    /// Communities whose presence the session follows.
+    pub communities: Mutex<Vec<Uuid>>,
 }
 
 pub struct Gateway {
     rooms: RwLock<HashMap<Uuid, HashMap<u64, Arc<SessionHandle>>>>,
     users: RwLock<HashMap<Uuid, HashMap<u64, Arc<SessionHandle>>>>,
+    communities: RwLock<HashMap<Uuid, HashMap<u64, Arc<SessionHandle>>>>,
     next_id: AtomicU64,
     pub metrics: Arc<Metrics>,
     /// Session tasks, awaited on shutdown.
@@ -54,6 +57,7 @@ impl Gateway {
         Self {
             rooms: RwLock::default(),
             users: RwLock::default(),
+            communities: RwLock::default(),
             next_id: AtomicU64::new(1),
             metrics,
             tasks: TaskTracker::new(),
@@ -68,6 +72,7 @@ impl Gateway {
             kill: CancellationToken::new(),
             slow: std::sync::atomic::AtomicBool::new(false),
             rooms: Mutex::default(),
+            communities: Mutex::default(),
         });
         self.users
             .write()
@@ -102,6 +107,29 @@ impl Gateway {
             if sessions.is_empty() {
                 rooms.remove(&room);
             }
+        }
+    }
+
+    /// Replaces the communities whose presence the session follows.
+    pub fn follow_communities(&self, session: &Arc<SessionHandle>, communities: Vec<Uuid>) {
+        let old = std::mem::replace(
+            &mut *session.communities.lock().expect("session communities"),
+            communities.clone(),
+        );
+        let mut index = self.communities.write().expect("communities lock");
+        for community in old {
+            if let Some(sessions) = index.get_mut(&community) {
+                sessions.remove(&session.id);
+                if sessions.is_empty() {
+                    index.remove(&community);
+                }
+            }
+        }
+        for community in communities {
+            index
+                .entry(community)
+                .or_default()
+                .insert(session.id, session.clone());
         }
     }
 
@@ -171,6 +199,16 @@ impl Gateway {
                     .iter()
                     .filter_map(|u| index.get(u))
                     .flat_map(|s| s.values().cloned())
+                    .collect()
+            }
+            Audience::Communities(communities) => {
+                let index = self.communities.read().expect("communities lock");
+                let mut seen = std::collections::HashSet::new();
+                communities
+                    .iter()
+                    .filter_map(|c| index.get(c))
+                    .flat_map(|s| s.values().cloned())
+                    .filter(|s| seen.insert(s.id))
                     .collect()
             }
         };

@@ -40,6 +40,8 @@ pub trait Hooks: Send + Sync {
     ) -> Result<serde_json::Value, AppError>;
     /// A `read` frame.
     async fn read(&self, user: Uuid, room: Uuid, seq: i64) -> Result<(), AppError>;
+    /// Communities the user is a member of (presence audience).
+    async fn communities_of(&self, user: Uuid) -> Result<Vec<Uuid>, AppError>;
     /// A `typing` frame: may the user post there?
     async fn can_send(&self, user: Uuid, room: Uuid) -> Result<bool, AppError>;
 }

@@ -6,6 +6,7 @@ mod bus;
 mod frames;
 mod gateway;
 mod hooks;
+mod presence;
 mod session;
 
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use bus::{Audience, Bus, Envelope};
 pub use gateway::Gateway;
 pub use hooks::{Hooks, PolicyEpoch, RoomAccess};
+pub use presence::Presence;
 pub use session::Deps;
 
 use crate::error::{AppError, Problem};

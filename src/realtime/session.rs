@@ -16,6 +16,7 @@ use super::bus::{Audience, Bus};
 use super::frames::{ClientFrame, ServerFrame, to_text};
 use super::gateway::{Gateway, Out, SessionHandle};
 use super::hooks::{Hooks, PolicyEpoch};
+use super::presence::Presence;
 use crate::config::MessagingConfig;
 
 const TYPING_TTL_MS: u64 = 5_000;
@@ -25,6 +26,7 @@ const EPOCH_CHECK: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct Deps {
     pub gateway: Arc<Gateway>,
+    pub presence: Arc<super::presence::Presence>,
     pub hooks: Arc<dyn Hooks>,
     pub epoch: Arc<dyn PolicyEpoch>,
     pub bus: Bus,
@@ -48,6 +50,8 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
     let (mut sink, stream) = socket.split();
     let (tx, rx) = mpsc::channel(deps.config.ws_outbox);
     let handle = deps.gateway.register(user, tx.clone());
+    // Taken before the rooms are read: any policy change from here on makes the writer re-check.
+    let epoch_seen = deps.epoch.policy_epoch();
     let ready = match subscribe_defaults(&deps, &handle).await {
         Ok(rooms) => text(&ServerFrame::Ready {
             user_id: user,
@@ -71,17 +75,26 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
         deps.gateway.unregister(&handle);
         return;
     }
+    if let Ok(communities) = deps.hooks.communities_of(user).await {
+        deps.gateway.follow_communities(&handle, communities);
+    }
+    if deps.presence.connected(user).await {
+        Presence::announce(&deps.bus, deps.hooks.as_ref(), user, true).await;
+    }
     let writer = tokio::spawn(write_loop(
         sink,
         rx,
         handle.clone(),
         deps.clone(),
-        expires_at,
+        (expires_at, epoch_seen),
     ));
     read_loop(stream, tx, handle.clone(), deps.clone()).await;
     handle.kill.cancel();
     let _ = writer.await;
     deps.gateway.unregister(&handle);
+    if deps.presence.disconnected(user).await {
+        Presence::announce(&deps.bus, deps.hooks.as_ref(), user, false).await;
+    }
 }
 
 /// Follows every room the user belongs to from its current end: registered first, positioned
@@ -292,9 +305,8 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Out>,
     handle: Arc<SessionHandle>,
     deps: Deps,
-    expires_at: Instant,
+    (expires_at, epoch_seen): (Instant, u64),
 ) {
-    let epoch_seen = deps.epoch.policy_epoch();
     let mut writer = Writer {
         sink,
         handle: handle.clone(),
@@ -356,13 +368,18 @@ impl Writer {
     }
 
     /// After any policy change: drop rooms the user may no longer read.
+    /// After any policy change: drop rooms the user may no longer read, follow rooms they
+    /// joined since (a community, a private room), refresh the presence communities.
     async fn revalidate(&mut self) {
         let epoch = self.deps.epoch.policy_epoch();
         if epoch == self.epoch_seen {
             return;
         }
         self.epoch_seen = epoch;
-        let rooms: Vec<Uuid> = self
+        let Ok(members) = self.deps.hooks.member_rooms(self.handle.user).await else {
+            return;
+        };
+        let followed: Vec<Uuid> = self
             .handle
             .rooms
             .lock()
@@ -370,10 +387,30 @@ impl Writer {
             .keys()
             .copied()
             .collect();
-        for room in rooms {
-            if let Ok(None) = self.deps.hooks.readable(self.handle.user, room).await {
-                self.deps.gateway.unfollow(&self.handle, room);
+        for room in &followed {
+            // Rooms followed by explicit `subscribe` (public visitors) are re-checked one by one.
+            let still_member = members.iter().any(|m| m.room_id == *room);
+            if !still_member
+                && !matches!(
+                    self.deps.hooks.readable(self.handle.user, *room).await,
+                    Ok(Some(_))
+                )
+            {
+                self.deps.gateway.unfollow(&self.handle, *room);
             }
+        }
+        for room in members
+            .into_iter()
+            .filter(|m| !followed.contains(&m.room_id))
+        {
+            self.deps
+                .gateway
+                .follow(&self.handle, room.room_id, room.last_seq);
+        }
+        if let Ok(communities) = self.deps.hooks.communities_of(self.handle.user).await {
+            self.deps
+                .gateway
+                .follow_communities(&self.handle, communities);
         }
     }
 
@@ -486,6 +523,7 @@ impl Deps {
     pub fn from_state(state: &crate::state::AppState) -> Self {
         Self {
             gateway: state.gateway.clone(),
+            presence: state.presence.clone(),
             hooks: state.hooks.clone(),
             epoch: state.permissions.clone(),
             bus: state.bus.clone(),
