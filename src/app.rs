@@ -126,10 +126,11 @@ async fn build_state(
         },
         _ => Feed::Postgres,
     };
+    let metrics = Arc::new(Metrics::new());
+    let events_channel = format!("{}events", config.redis_prefix);
     let bus = Bus::new(
-        redis
-            .clone()
-            .map(|r| (r, format!("{}events", config.redis_prefix))),
+        redis.clone().map(|r| (r, events_channel.clone())),
+        metrics.bus_publish_seconds.clone(),
     );
     if let Some(url) = &config.redis_url {
         let client = redis::Client::open(url.expose().as_str())?;
@@ -139,7 +140,6 @@ async fn build_state(
             shutdown.clone(),
         ));
     }
-    let metrics = Arc::new(Metrics::new());
     let writer = Writer::spawn(
         db.clone(),
         bus.clone(),

@@ -7,6 +7,7 @@ use crate::communities::{self, tree};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::identity::{Password, Username, service};
+use crate::messages;
 use crate::permissions::lines::Subject;
 use crate::permissions::{Authorized, Perm, PermSet, perm};
 use crate::state::AppState;
@@ -77,8 +78,9 @@ async fn seed_community(state: &AppState) -> Result<(), AppError> {
     };
     let announcements =
         tree::create_room(state, &root, room("announcements", Some(general.id), false)).await?;
-    tree::create_room(state, &root, room("random", Some(general.id), false)).await?;
-    tree::create_room(state, &root, room("rust-help", Some(rust.id), false)).await?;
+    let random = tree::create_room(state, &root, room("random", Some(general.id), false)).await?;
+    let rust_help =
+        tree::create_room(state, &root, room("rust-help", Some(rust.id), false)).await?;
     tree::create_room(state, &root, room("staff", None, true)).await?;
     for user in [bob, carol] {
         let visitor: Authorized<perm::View> = state.permissions.require(user, community.id).await?;
@@ -132,6 +134,32 @@ async fn seed_community(state: &AppState) -> Result<(), AppError> {
             PermSet::EMPTY,
         )
         .await?;
+    let conversation = [
+        (random.id, alice, "Welcome to Guildhall! Say hi"),
+        (random.id, bob, "hi all, @carol are you around?"),
+        (random.id, carol, "here! the realtime stuff is neat"),
+        (
+            rust_help.id,
+            carol,
+            "how do I share state between axum handlers?",
+        ),
+        (
+            rust_help.id,
+            bob,
+            "put it in an AppState with Arc inside and use State<AppState>",
+        ),
+    ];
+    for (room_id, sender, content) in conversation {
+        let proof: Authorized<perm::SendMessages> =
+            state.permissions.require(sender, room_id).await?;
+        let input = messages::service::SendInput {
+            content: content.into(),
+            client_msg_id: None,
+            reply_to: None,
+            attachment_ids: Vec::new(),
+        };
+        messages::service::send(state, &proof, input).await?;
+    }
     println!(
         "Demo community {DEMO_COMMUNITY:?} (created): {}",
         community.id
@@ -140,6 +168,7 @@ async fn seed_community(state: &AppState) -> Result<(), AppError> {
         "  groups General, Projects > Rust; rooms announcements, random, rust-help, staff (private)"
     );
     println!("  bob is Helper in Projects; only carol (and owners) may post in #announcements");
+    println!("  a short conversation in #random and #rust-help");
     Ok(())
 }
 

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub slow_consumer_disconnects: Counter,
     /// Commit to socket write of `message.created`, per recipient.
     pub broadcast_lag_seconds: Histogram,
+    pub bus_publish_seconds: Histogram,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -80,6 +81,12 @@ impl Metrics {
         let ws_connections = Gauge::default();
         let slow_consumer_disconnects = Counter::default();
         let broadcast_lag_seconds = Histogram::new(LATENCY_BUCKETS.iter().copied());
+        let bus_publish_seconds = Histogram::new(LATENCY_BUCKETS.iter().copied());
+        registry.register(
+            "bus_publish_seconds",
+            "Redis PUBLISH of one event",
+            bus_publish_seconds.clone(),
+        );
         registry.register(
             "messages_persisted",
             "Messages committed",
@@ -121,6 +128,7 @@ impl Metrics {
             ws_connections,
             slow_consumer_disconnects,
             broadcast_lag_seconds,
+            bus_publish_seconds,
         }
     }
 

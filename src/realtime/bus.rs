@@ -45,15 +45,21 @@ pub struct Bus {
     node_id: Uuid,
     local: broadcast::Sender<Arc<Envelope>>,
     redis: Option<(ConnectionManager, String)>,
+    /// Time of each Redis PUBLISH (the cross-node hop's cost on the publishing side).
+    publish_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Bus {
-    pub fn new(redis: Option<(ConnectionManager, String)>) -> Self {
+    pub fn new(
+        redis: Option<(ConnectionManager, String)>,
+        publish_seconds: prometheus_client::metrics::histogram::Histogram,
+    ) -> Self {
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
         Self {
             node_id: Uuid::now_v7(),
             local,
             redis,
+            publish_seconds,
         }
     }
 
@@ -84,11 +90,14 @@ impl Bus {
             let Ok(payload) = serde_json::to_string(envelope.as_ref()) else {
                 return;
             };
+            let started = std::time::Instant::now();
             let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                 .arg(channel)
                 .arg(payload)
                 .query_async(&mut conn)
                 .await;
+            self.publish_seconds
+                .observe(started.elapsed().as_secs_f64());
             if let Err(err) = sent {
                 // Other nodes' sessions fill the gap on their next message or resume.
                 tracing::warn!(error = %err, "event not published to redis");
