@@ -91,7 +91,13 @@ impl App {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        // Small frames (acks after an event) must not wait on Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "TCP_NODELAY not set");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(stop_signal(shutdown.clone()))
             .await?;
         shutdown.cancel();

@@ -371,7 +371,7 @@ impl Permissions {
             .collect())
     }
 
-    /// Rooms (and DMs) the user is a member of and may `perm` in.
+    /// Rooms (and DMs) the user is a member of, may see, and may `perm` in.
     pub async fn member_rooms_with(&self, user: Uuid, perm: Perm) -> Result<Vec<Uuid>, AppError> {
         let rooms = repo::member_rooms(&self.db, user).await?;
         let mut allowed = Vec::with_capacity(rooms.len());
@@ -389,7 +389,8 @@ impl Permissions {
                 banned: false,
                 room_member: room.room_member,
             };
-            if self.effective(user, &scope).await?.0.contains(perm) {
+            let perms = self.effective(user, &scope).await?.0;
+            if perms.contains(Perm::View) && perms.contains(perm) {
                 allowed.push(room.id);
             }
         }

@@ -37,6 +37,9 @@ pub struct Envelope {
     pub seq: Option<i64>,
     /// Publish time (unix ms), for the commit-to-socket lag metric.
     pub at_ms: u64,
+    /// Sessions of this user do not get the event (one's own typing).
+    #[serde(default)]
+    pub except_user: Option<Uuid>,
     pub frame: Arc<str>,
 }
 
@@ -69,6 +72,17 @@ impl Bus {
 
     /// Serializes `event` once and hands it to this node's sessions and, with Redis, to the others.
     pub async fn publish<E: Serialize>(&self, audience: Audience, seq: Option<i64>, event: &E) {
+        self.publish_except(audience, seq, None, event).await;
+    }
+
+    /// `publish`, skipping the sessions of `except_user`.
+    pub async fn publish_except<E: Serialize>(
+        &self,
+        audience: Audience,
+        seq: Option<i64>,
+        except_user: Option<Uuid>,
+        event: &E,
+    ) {
         let frame: Arc<str> = match serde_json::to_string(event) {
             Ok(json) => json.into(),
             Err(err) => {
@@ -81,6 +95,7 @@ impl Bus {
             audience,
             seq,
             at_ms: now_ms(),
+            except_user,
             frame,
         });
         // Local delivery first: the origin node never waits for its own echo (and skips it).

@@ -24,6 +24,8 @@ pub enum Out {
     Frame(Utf8Bytes),
     /// Replay the room from the session's position (after `resume`).
     Resume(Uuid),
+    /// The client's first frame was handled: held live room frames may go out.
+    Release,
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
 }
@@ -217,6 +219,9 @@ impl Gateway {
         }
         let frame = Utf8Bytes::from(envelope.frame.to_string());
         for session in recipients {
+            if envelope.except_user == Some(session.user) {
+                continue;
+            }
             match session
                 .outbox
                 .try_send(Out::Event(envelope.clone(), frame.clone()))

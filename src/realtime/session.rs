@@ -22,6 +22,9 @@ use crate::config::MessagingConfig;
 const TYPING_TTL_MS: u64 = 5_000;
 const TYPING_MIN_INTERVAL: Duration = Duration::from_millis(1_000);
 const EPOCH_CHECK: Duration = Duration::from_millis(200);
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Live room frames wait this long after `ready` for a `resume`, so replays come first.
+const RESUME_HOLD: Duration = Duration::from_millis(300);
 
 #[derive(Clone)]
 pub struct Deps {
@@ -75,22 +78,31 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
         deps.gateway.unregister(&handle);
         return;
     }
-    if let Ok(communities) = deps.hooks.communities_of(user).await {
-        deps.gateway.follow_communities(&handle, communities);
-    }
-    if deps.presence.connected(user).await {
-        Presence::announce(&deps.bus, deps.hooks.as_ref(), user, true).await;
-    }
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         sink,
         rx,
         handle.clone(),
         deps.clone(),
         (expires_at, epoch_seen),
     ));
-    read_loop(stream, tx, handle.clone(), deps.clone()).await;
+    // The writer drains the outbox from here on; the slower start-up work comes after.
+    if let Ok(communities) = deps.hooks.communities_of(user).await {
+        deps.gateway.follow_communities(&handle, communities);
+    }
+    if deps.presence.connected(user).await {
+        Presence::announce(&deps.bus, deps.hooks.as_ref(), user, true).await;
+    }
+    let (code, reason) = read_loop(stream, tx.clone(), handle.clone(), deps.clone()).await;
+    // Let the writer say goodbye with the right close code; a stuck one is cut off.
+    if tx.try_send(Out::Close(code, reason)).is_err()
+        || tokio::time::timeout(CLOSE_GRACE, &mut writer)
+            .await
+            .is_err()
+    {
+        handle.kill.cancel();
+        let _ = writer.await;
+    }
     handle.kill.cancel();
-    let _ = writer.await;
     deps.gateway.unregister(&handle);
     if deps.presence.disconnected(user).await {
         Presence::announce(&deps.bus, deps.hooks.as_ref(), user, false).await;
@@ -115,31 +127,27 @@ async fn subscribe_defaults(deps: &Deps, handle: &Arc<SessionHandle>) -> Result<
     Ok(followed.keys().copied().collect())
 }
 
+/// Reads client frames until the socket ends; returns the close code to answer with.
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     tx: mpsc::Sender<Out>,
     handle: Arc<SessionHandle>,
     deps: Deps,
-) {
+) -> (u16, &'static str) {
     let idle_limit = deps.config.heartbeat * 3;
     let mut typing: HashMap<Uuid, Instant> = HashMap::new();
     let sends = tokio_util::task::TaskTracker::new();
-    loop {
+    let mut first = true;
+    let close = loop {
         let next = tokio::select! {
-            () = handle.kill.cancelled() => break,
-            () = deps.shutdown.cancelled() => break,
+            () = handle.kill.cancelled() => break (1000, "closing"),
+            () = deps.shutdown.cancelled() => break (1001, "server shutting down"),
             next = tokio::time::timeout(idle_limit, stream.next()) => next,
         };
         let message = match next {
-            Err(_) => {
-                let _ = tx.try_send(Out::Close(1001, "heartbeat timeout"));
-                break;
-            }
-            Ok(None | Some(Ok(Message::Close(_)))) => break,
-            Ok(Some(Err(err))) => {
-                let _ = tx.try_send(close_for(&err));
-                break;
-            }
+            Err(_) => break (1001, "heartbeat timeout"),
+            Ok(None | Some(Ok(Message::Close(_)))) => break (1000, "bye"),
+            Ok(Some(Err(err))) => break close_for(&err),
             Ok(Some(Ok(message))) => message,
         };
         let Message::Text(body) = message else {
@@ -162,22 +170,27 @@ async fn read_loop(
                 )));
             }
         }
-    }
+        if first {
+            // Whatever the first frame was (a `resume` queued its replays above), live room
+            // frames may flow now.
+            first = false;
+            let _ = tx.send(Out::Release).await;
+        }
+    };
     sends.close();
     sends.wait().await;
+    close
 }
 
 /// 1009 for oversized frames, 1007 for invalid UTF-8, 1002 otherwise.
-fn close_for(err: &axum::Error) -> Out {
+fn close_for(err: &axum::Error) -> (u16, &'static str) {
     use tokio_tungstenite::tungstenite::Error as WsError;
     use tokio_tungstenite::tungstenite::error::CapacityError;
     let source = std::error::Error::source(err).and_then(|e| e.downcast_ref::<WsError>());
     match source {
-        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-            Out::Close(1009, "frame too large")
-        }
-        Some(WsError::Utf8(_)) => Out::Close(1007, "invalid utf-8"),
-        _ => Out::Close(1002, "protocol error"),
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => (1009, "frame too large"),
+        Some(WsError::Utf8(_)) => (1007, "invalid utf-8"),
+        _ => (1002, "protocol error"),
     }
 }
 
@@ -253,8 +266,17 @@ async fn handle_frame(
                         expires_in_ms: TYPING_TTL_MS,
                     };
                     deps.bus
-                        .publish(Audience::Room(room_id), None, &event)
+                        .publish_except(Audience::Room(room_id), None, Some(handle.user), &event)
                         .await;
+                }
+                Ok(false)
+                    if matches!(deps.hooks.readable(handle.user, room_id).await, Ok(Some(_))) =>
+                {
+                    reply(error_frame(
+                        "forbidden",
+                        "requires the send_messages permission here",
+                        None,
+                    ));
                 }
                 _ => reply(error_frame("not_found", "room not found", None)),
             }
@@ -316,6 +338,11 @@ async fn write_loop(
     let expiry = tokio::time::sleep_until(expires_at.into());
     tokio::pin!(expiry);
     let mut epoch_tick = tokio::time::interval(EPOCH_CHECK);
+    // Until the client's first frame (or a short wait), live room frames are held back, so a
+    // `resume` sent right after `ready` replays before any of them.
+    let hold = tokio::time::sleep(RESUME_HOLD);
+    tokio::pin!(hold);
+    let mut held: Option<Vec<(Arc<super::bus::Envelope>, Utf8Bytes)>> = Some(Vec::new());
     loop {
         let out = tokio::select! {
             biased;
@@ -333,10 +360,24 @@ async fn write_loop(
                 break;
             }
             _ = epoch_tick.tick() => { writer.revalidate().await; continue }
+            () = &mut hold, if held.is_some() => Some(Out::Release),
             out = rx.recv() => out,
         };
         let Some(out) = out else { break };
         let keep_going = match out {
+            Out::Event(envelope, frame)
+                if held.is_some() && matches!(envelope.audience, Audience::Room(_)) =>
+            {
+                held.as_mut().expect("holding").push((envelope, frame));
+                true
+            }
+            Out::Release => {
+                let mut ok = true;
+                for (envelope, frame) in held.take().unwrap_or_default() {
+                    ok = ok && writer.event(&envelope, frame).await;
+                }
+                ok
+            }
             Out::Event(envelope, frame) => writer.event(&envelope, frame).await,
             Out::Frame(frame) => writer.send(frame).await,
             Out::Resume(room) => writer.resume(room).await,
@@ -367,7 +408,6 @@ impl Writer {
             .await;
     }
 
-    /// After any policy change: drop rooms the user may no longer read.
     /// After any policy change: drop rooms the user may no longer read, follow rooms they
     /// joined since (a community, a private room), refresh the presence communities.
     async fn revalidate(&mut self) {

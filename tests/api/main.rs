@@ -7,6 +7,7 @@ mod communities;
 mod errors;
 mod helpers;
 mod jwt;
+mod messages;
 mod ops;
 mod permission_model;
 mod permissions;
