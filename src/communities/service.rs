@@ -287,9 +287,7 @@ pub async fn remove_member(
     if !removed {
         return Err(AppError::NotFound);
     }
-    let version = permissions::recompile(&txn, community).await?;
-    txn.commit().await?;
-    state.permissions.committed(community, version).await;
+    state.permissions.finish(txn, community).await?;
     member_event(state, community, None, user, false).await;
     Ok(())
 }
@@ -321,9 +319,7 @@ pub async fn ban(
     let txn = state.permissions.begin_as(auth.user()).await?;
     repo::remove_member(&txn, community, user).await?;
     repo::ban(&txn, community, user, auth.user(), reason).await?;
-    let version = permissions::recompile(&txn, community).await?;
-    txn.commit().await?;
-    state.permissions.committed(community, version).await;
+    state.permissions.finish(txn, community).await?;
     member_event(state, community, None, user, false).await;
     Ok(())
 }

@@ -136,12 +136,7 @@ pub async fn delete_group(
         });
     }
     repo::delete_group(&txn, group.id).await?;
-    let version = permissions::recompile(&txn, group.community_id).await?;
-    txn.commit().await?;
-    state
-        .permissions
-        .committed(group.community_id, version)
-        .await;
+    state.permissions.finish(txn, group.community_id).await?;
     Ok(())
 }
 
@@ -283,9 +278,7 @@ pub async fn delete_room(
     };
     let txn = state.permissions.begin_as(auth.user()).await?;
     repo::delete_room(&txn, room.id).await?;
-    let version = permissions::recompile(&txn, community).await?;
-    txn.commit().await?;
-    state.permissions.committed(community, version).await;
+    state.permissions.finish(txn, community).await?;
     Ok(())
 }
 

@@ -83,6 +83,14 @@ pub async fn setup_community(
 }
 
 impl Permissions {
+    /// Recompiles the community's lines inside `txn`, commits, and announces the change.
+    pub async fn finish(&self, txn: DatabaseTransaction, community: Uuid) -> Result<(), AppError> {
+        let version = recompile(&txn, community).await?;
+        txn.commit().await?;
+        self.committed(community, version).await;
+        Ok(())
+    }
+
     /// Opens a transaction naming `actor` for the audit trigger.
     pub async fn begin_as(&self, actor: Uuid) -> Result<DatabaseTransaction, AppError> {
         let txn = self.db().begin().await?;
@@ -112,9 +120,7 @@ impl Permissions {
         let row = repo::insert_role(&txn, community, &name, perms, None)
             .await
             .map_err(name_taken)?;
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(row.into())
     }
 
@@ -150,9 +156,7 @@ impl Permissions {
         let row = repo::update_role(&txn, role_id, &name, next)
             .await
             .map_err(name_taken)?;
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(row.into())
     }
 
@@ -177,9 +181,7 @@ impl Permissions {
         )?;
         let txn = self.begin_as(auth.user()).await?;
         repo::delete_role(&txn, role_id).await?;
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(())
     }
 
@@ -203,9 +205,7 @@ impl Permissions {
             auth.user(),
         )
         .await?;
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(())
     }
 
@@ -223,9 +223,7 @@ impl Permissions {
         if !removed {
             return Err(AppError::NotFound);
         }
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(())
     }
 
@@ -300,9 +298,7 @@ impl Permissions {
             auth.user(),
         )
         .await?;
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(())
     }
 
@@ -316,9 +312,7 @@ impl Permissions {
         if !repo::delete_override(&txn, auth.scope().id, subject).await? {
             return Err(AppError::NotFound);
         }
-        let version = recompile(&txn, community).await?;
-        txn.commit().await?;
-        self.committed(community, version).await;
+        self.finish(txn, community).await?;
         Ok(())
     }
 
