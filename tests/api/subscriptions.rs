@@ -86,3 +86,29 @@ async fn room_updates_reach_the_room() {
     let updated = socket.expect("room.updated").await;
     assert_eq!(updated["room"]["topic"], "new topic");
 }
+
+#[tokio::test]
+async fn browser_origins_must_be_allowed() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.insert("ws_origins".into(), "https://app.example".into());
+    })
+    .await;
+    let user = app.register("browser").await;
+    let connect = |origin: &'static str| {
+        let url = format!("ws://{}/v1/ws?token={}", app.addr, user.access_token);
+        async move {
+            let mut request = url.into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+            tokio_tungstenite::connect_async(request).await
+        }
+    };
+    assert!(connect("https://app.example").await.is_ok());
+    let refused = connect("https://evil.example").await.unwrap_err();
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 403),
+        other => panic!("expected an HTTP 403, got {other:?}"),
+    }
+}
