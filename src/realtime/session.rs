@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -50,41 +50,38 @@ fn error_frame(code: &str, message: &str, reference: Option<&str>) -> Utf8Bytes 
 }
 
 pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps) {
-    let (mut sink, stream) = socket.split();
+    let (sink, stream) = socket.split();
     let (tx, rx) = mpsc::channel(deps.config.ws_outbox);
     let handle = deps.gateway.register(user, tx.clone());
     // Taken before the rooms are read: any policy change from here on makes the writer re-check.
     let epoch_seen = deps.epoch.policy_epoch();
-    let ready = match subscribe_defaults(&deps, &handle).await {
-        Ok(rooms) => text(&ServerFrame::Ready {
+    // The writer drains the outbox from the start, so events of busy rooms that arrive while the
+    // session is still subscribing cannot fill it; it sends `ready` first, then them.
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        ready_rx,
+        handle.clone(),
+        deps.clone(),
+        (expires_at, epoch_seen),
+    ));
+    let ready = subscribe_defaults(&deps, &handle).await.ok().map(|rooms| {
+        text(&ServerFrame::Ready {
             user_id: user,
             session_id: Uuid::now_v7(),
             heartbeat_interval_ms: u64::try_from(deps.config.heartbeat.as_millis())
                 .unwrap_or(10_000),
             room_ids: &rooms,
-        }),
-        Err(()) => {
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1011,
-                    reason: "unavailable".into(),
-                })))
-                .await;
-            deps.gateway.unregister(&handle);
-            return;
-        }
-    };
-    if sink.send(Message::Text(ready)).await.is_err() {
+        })
+    });
+    let started = ready.is_some();
+    let _ = ready_tx.send(ready);
+    if !started {
+        let _ = writer.await;
         deps.gateway.unregister(&handle);
         return;
     }
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        handle.clone(),
-        deps.clone(),
-        (expires_at, epoch_seen),
-    ));
     // The writer drains the outbox from here on; the slower start-up work comes after.
     if let Ok(communities) = deps.hooks.communities_of(user).await {
         deps.gateway.follow_communities(&handle, communities);
@@ -322,9 +319,33 @@ struct Writer {
     epoch_seen: u64,
 }
 
+/// Until `ready` is out, what arrives is kept in order (start-up takes milliseconds, so this
+/// stays small); `None` when the session could not start (the client gets close 1011).
+async fn await_ready(
+    writer: &mut Writer,
+    rx: &mut mpsc::Receiver<Out>,
+    ready: oneshot::Receiver<Option<Utf8Bytes>>,
+) -> Option<Vec<Out>> {
+    let mut early = Vec::new();
+    tokio::pin!(ready);
+    loop {
+        tokio::select! {
+            frame = &mut ready => {
+                let Ok(Some(frame)) = frame else {
+                    writer.close(1011, "unavailable").await;
+                    return None;
+                };
+                return writer.send(frame).await.then_some(early);
+            }
+            out = rx.recv() => early.push(out?),
+        }
+    }
+}
+
 async fn write_loop(
     sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Out>,
+    ready: oneshot::Receiver<Option<Utf8Bytes>>,
     handle: Arc<SessionHandle>,
     deps: Deps,
     (expires_at, epoch_seen): (Instant, u64),
@@ -335,6 +356,11 @@ async fn write_loop(
         deps: deps.clone(),
         epoch_seen,
     };
+    let Some(early) = await_ready(&mut writer, &mut rx, ready).await else {
+        handle.kill.cancel();
+        return;
+    };
+    let mut early = early.into_iter();
     let expiry = tokio::time::sleep_until(expires_at.into());
     tokio::pin!(expiry);
     let mut epoch_tick = tokio::time::interval(EPOCH_CHECK);
@@ -344,7 +370,10 @@ async fn write_loop(
     tokio::pin!(hold);
     let mut held: Option<Vec<(Arc<super::bus::Envelope>, Utf8Bytes)>> = Some(Vec::new());
     loop {
-        let out = tokio::select! {
+        let out = if let Some(out) = early.next() {
+            Some(out)
+        } else {
+            tokio::select! {
             biased;
             () = handle.kill.cancelled() => {
                 if handle.slow.load(std::sync::atomic::Ordering::Relaxed) {
@@ -362,6 +391,7 @@ async fn write_loop(
             _ = epoch_tick.tick() => { writer.revalidate().await; continue }
             () = &mut hold, if held.is_some() => Some(Out::Release),
             out = rx.recv() => out,
+            }
         };
         let Some(out) = out else { break };
         let keep_going = match out {
