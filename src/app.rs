@@ -28,6 +28,7 @@ use crate::identity::{Passwords, TokenService};
 use crate::messages::{GatewayHooks, Writer};
 use crate::ops::Metrics;
 use crate::permissions::{Feed, Permissions};
+use crate::polls::Polls;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::{Bus, Gateway, Presence};
 use crate::state::AppState;
@@ -173,6 +174,7 @@ async fn build_state(
         config.rate_limits.enabled,
         redis.clone().map(|r| (r, config.redis_prefix.clone())),
     );
+    let polls = Arc::new(Polls::new(config.ballot_secret.expose(), tasks.clone()));
     let state = AppState {
         tokens: Arc::new(TokenService::new(&config.jwt)),
         passwords: Passwords::new().await?,
@@ -185,11 +187,13 @@ async fn build_state(
         writer,
         gateway,
         presence,
+        polls,
         hooks: hooks.clone(),
         shutdown: shutdown.clone(),
         db,
     };
     hooks.bind(state.clone());
+    tasks.spawn(crate::polls::run_closer(state.clone(), shutdown.clone()));
     Ok(state)
 }
 

@@ -77,6 +77,9 @@ pub struct Config {
     /// How deep groups may nest in new communities (1-16).
     pub max_group_depth: u32,
     pub messaging: MessagingConfig,
+    /// Keys the hash that marks "this user voted in this anonymous poll"; derived from the JWT
+    /// secret unless set (set it to keep ballots valid across a JWT secret rotation).
+    pub ballot_secret: Secret<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +138,7 @@ const KEYS: &[&str] = &[
     "ws_outbox",
     "ws_heartbeat_s",
     "resume_max_messages",
+    "ballot_secret",
 ];
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -255,6 +259,16 @@ impl Config {
                 )?),
                 resume_max: positive(get("resume_max_messages"), "resume_max_messages", 1000)?,
             },
+            ballot_secret: Secret(match get("ballot_secret") {
+                Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                    return Err(error(
+                        "ballot_secret",
+                        format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                    ));
+                }
+                Some(secret) => secret.to_owned(),
+                None => format!("ballots:{jwt_secret}"),
+            }),
             max_group_depth: match positive(get("max_group_depth"), "max_group_depth", 8u32)? {
                 depth @ 1..=16 => depth,
                 _ => return Err(error("max_group_depth", "must be 1-16")),
@@ -423,6 +437,7 @@ mod tests {
             ("database_url", "mysql://x", "GUILDHALL_DATABASE_URL"),
             ("redis_url", "http://x", "GUILDHALL_REDIS_URL"),
             ("jwt_secret", "short", "GUILDHALL_JWT_SECRET"),
+            ("ballot_secret", "short", "GUILDHALL_BALLOT_SECRET"),
             ("access_token_ttl_s", "0", "GUILDHALL_ACCESS_TOKEN_TTL_S"),
             ("rate_limits", "maybe", "GUILDHALL_RATE_LIMITS"),
             ("cors_origins", "example.com", "GUILDHALL_CORS_ORIGINS"),
@@ -467,6 +482,7 @@ mod tests {
         let config = Config::from_raw(&base()).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("0123456789abcdef"));
+        assert!(!debug.contains("ballots:"));
         assert!(!debug.contains("postgres://u@localhost"));
     }
 }

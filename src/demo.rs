@@ -10,6 +10,7 @@ use crate::identity::{Password, Username, service};
 use crate::messages;
 use crate::permissions::lines::Subject;
 use crate::permissions::{Authorized, Perm, PermSet, perm};
+use crate::polls;
 use crate::state::AppState;
 
 pub const DEMO_PASSWORD: &str = "guildhall-demo";
@@ -160,6 +161,8 @@ async fn seed_community(state: &AppState) -> Result<(), AppError> {
         };
         messages::service::send(state, &proof, input).await?;
     }
+    seed_poll(state, random.id, alice, &[bob, carol]).await?;
+    seed_survey(state, random.id, alice, bob).await?;
     println!(
         "Demo community {DEMO_COMMUNITY:?} (created): {}",
         community.id
@@ -169,6 +172,34 @@ async fn seed_community(state: &AppState) -> Result<(), AppError> {
     );
     println!("  bob is Helper in Projects; only carol (and owners) may post in #announcements");
     println!("  a short conversation in #random and #rust-help");
+    println!(
+        "  an open poll in #random (bob and carol have voted) and a survey (bob has answered)"
+    );
+    Ok(())
+}
+
+/// An open multiple-choice poll by `author`; each voter picks the option at their position.
+async fn seed_poll(
+    state: &AppState,
+    room: Uuid,
+    author: Uuid,
+    voters: &[Uuid],
+) -> Result<(), AppError> {
+    let proof: Authorized<perm::CreatePolls> = state.permissions.require(author, room).await?;
+    let input = polls::poll_service::CreatePoll {
+        question: "Where should the next meetup be?".into(),
+        options: vec!["Berlin".into(), "Lisbon".into(), "Online".into()],
+        multiple_choice: true,
+        max_choices: Some(2),
+        anonymous: false,
+        results: polls::poll_service::ResultsVisibility::AfterVote,
+        closes_at: Some(chrono::Utc::now() + chrono::Duration::days(7)),
+        client_msg_id: None,
+    };
+    let poll = polls::poll_service::create(state, &proof, input).await?;
+    for (voter, option) in voters.iter().zip(poll.options.iter().skip(1)) {
+        polls::poll_service::vote(state, *voter, poll.id, &[option.id]).await?;
+    }
     Ok(())
 }
 
@@ -197,4 +228,71 @@ fn to_anyhow(err: AppError) -> anyhow::Error {
         AppError::Internal(cause) => cause,
         other => anyhow::anyhow!(other.detail()),
     }
+}
+
+/// A three-question survey by `author`, answered by `respondent`.
+async fn seed_survey(
+    state: &AppState,
+    room: Uuid,
+    author: Uuid,
+    respondent: Uuid,
+) -> Result<(), AppError> {
+    use polls::survey_service::{self as surveys, QuestionKind, SurveyQuestionInput};
+    let question = |kind, prompt: &str, options: Option<Vec<String>>| SurveyQuestionInput {
+        kind,
+        prompt: prompt.into(),
+        options,
+        required: true,
+        scale: None,
+        max_choices: None,
+    };
+    let proof: Authorized<perm::CreatePolls> = state.permissions.require(author, room).await?;
+    let input = surveys::CreateSurvey {
+        title: "How do you use Guildhall?".into(),
+        description: Some("Three questions; results are shown once you have answered.".into()),
+        questions: vec![
+            question(
+                QuestionKind::Single,
+                "Which client do you use most?",
+                Some(vec!["Web".into(), "Mobile".into(), "scripts/chat".into()]),
+            ),
+            question(
+                QuestionKind::Rating,
+                "How happy are you with it (1-5)?",
+                None,
+            ),
+            question(QuestionKind::Text, "What should we build next?", None),
+        ],
+        results: surveys::SurveyResultsVisibility::AfterResponse,
+        closes_at: Some(chrono::Utc::now() + chrono::Duration::days(14)),
+        client_msg_id: None,
+    };
+    let survey = surveys::create(state, &proof, input).await?;
+    let (choice, rating, text) = (
+        &survey.questions[0],
+        &survey.questions[1],
+        &survey.questions[2],
+    );
+    let answer = |question_id| surveys::SurveyAnswerInput {
+        question_id,
+        option_ids: None,
+        text: None,
+        rating: None,
+    };
+    let answers = [
+        surveys::SurveyAnswerInput {
+            option_ids: Some(vec![choice.options[2].id]),
+            ..answer(choice.id)
+        },
+        surveys::SurveyAnswerInput {
+            rating: Some(5),
+            ..answer(rating.id)
+        },
+        surveys::SurveyAnswerInput {
+            text: Some("Recurring events, please".into()),
+            ..answer(text.id)
+        },
+    ];
+    surveys::respond(state, respondent, survey.id, &answers).await?;
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub mod messages;
 pub mod openapi;
 pub mod ops;
 pub mod permissions;
+pub mod polls;
 pub mod ratelimit;
 pub mod realtime;
 pub mod shared;

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
-use crate::{communities, identity, messages, ops, permissions, realtime};
+use crate::{communities, identity, messages, ops, permissions, polls, realtime};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::{communities, identity, messages, ops, permissions, realtime};
         (name = "users", description = "User profiles"),
         (name = "communities", description = "Communities, groups, rooms, members, invites, bans, DMs"),
         (name = "messages", description = "Messages, history, reactions, read markers, unread counts, search"),
+        (name = "polls", description = "Polls and surveys in rooms: votes, live tallies, anonymous ballots, results, CSV export"),
         (name = "realtime", description = "The WebSocket gateway (protocol in PROTOCOL.md)"),
         (name = "permissions", description = "Roles, grants, overrides, explain, what-if, audit log"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -56,6 +57,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(permissions::router())
         .merge(communities::router())
         .merge(messages::router())
+        .merge(polls::router())
         .merge(realtime::router())
 }
 

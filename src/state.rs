@@ -11,6 +11,7 @@ use crate::identity::{Passwords, TokenService};
 use crate::messages::Writer;
 use crate::ops::Metrics;
 use crate::permissions::Permissions;
+use crate::polls::Polls;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::{Bus, Gateway, Hooks, Presence};
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub writer: Writer,
     pub gateway: Arc<Gateway>,
     pub presence: Arc<Presence>,
+    /// Ballot key and live-update coalescing of polls and surveys.
+    pub polls: Arc<Polls>,
     /// What the gateway asks of the features (messaging implements it).
     pub hooks: Arc<dyn Hooks>,
     /// Cancelled when the app stops; background tasks and sessions watch it.

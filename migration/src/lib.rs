@@ -9,6 +9,7 @@ mod m20261201_000002_identity;
 mod m20261201_000003_communities;
 mod m20261201_000004_permissions;
 mod m20261201_000005_messages;
+mod m20261202_000006_polls;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_communities::Migration),
             Box::new(m20261201_000004_permissions::Migration),
             Box::new(m20261201_000005_messages::Migration),
+            Box::new(m20261202_000006_polls::Migration),
         ]
     }
 }

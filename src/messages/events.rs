@@ -23,6 +23,10 @@ pub struct MessageView {
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted: bool,
+    /// The poll this message carries (`GET /v1/polls/{poll_id}`); null once deleted.
+    pub poll_id: Option<Uuid>,
+    /// The survey this message carries (`GET /v1/surveys/{survey_id}`); null once deleted.
+    pub survey_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize)]

@@ -24,6 +24,8 @@ pub struct MessageRow {
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub poll_id: Option<Uuid>,
+    pub survey_id: Option<Uuid>,
 }
 
 impl From<MessageRow> for MessageView {
@@ -46,11 +48,13 @@ impl From<MessageRow> for MessageView {
             created_at: row.created_at,
             edited_at: row.edited_at,
             deleted,
+            poll_id: row.poll_id.filter(|_| !deleted),
+            survey_id: row.survey_id.filter(|_| !deleted),
         }
     }
 }
 
-pub const COLUMNS: &str = "id, room_id, seq, sender_id, content, reply_to, client_msg_id, attachments, mentions, created_at, edited_at, deleted_at";
+pub const COLUMNS: &str = "id, room_id, seq, sender_id, content, reply_to, client_msg_id, attachments, mentions, created_at, edited_at, deleted_at, poll_id, survey_id";
 
 /// A message to insert; its id is made by the caller so results can be matched to requests.
 #[derive(Debug, Clone)]
@@ -62,6 +66,9 @@ pub struct NewMessage {
     pub reply_to: Option<Uuid>,
     pub client_msg_id: Option<String>,
     pub mentions: Vec<Uuid>,
+    /// The poll or survey this message carries into the timeline.
+    pub poll_id: Option<Uuid>,
+    pub survey_id: Option<Uuid>,
 }
 
 /// Existing messages for these (room, sender, client_msg_id) keys (idempotent retries).
@@ -93,23 +100,25 @@ pub async fn insert_batch(
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "INSERT INTO messages (id, room_id, sender_id, content, reply_to, client_msg_id, mentions) VALUES ",
+        "INSERT INTO messages (id, room_id, sender_id, content, reply_to, client_msg_id, mentions, poll_id, survey_id) VALUES ",
     );
-    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 7);
+    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 9);
     for (i, m) in batch.iter().enumerate() {
-        let n = i * 7;
+        let n = i * 9;
         if i > 0 {
             sql.push(',');
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}::uuid[])",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}::uuid[], ${}, ${})",
             n + 1,
             n + 2,
             n + 3,
             n + 4,
             n + 5,
             n + 6,
-            n + 7
+            n + 7,
+            n + 8,
+            n + 9
         ));
         values.extend([
             m.id.into(),
@@ -119,6 +128,8 @@ pub async fn insert_batch(
             m.reply_to.into(),
             m.client_msg_id.clone().into(),
             m.mentions.clone().into(),
+            m.poll_id.into(),
+            m.survey_id.into(),
         ]);
     }
     sql.push_str(&format!(" RETURNING {COLUMNS}"));

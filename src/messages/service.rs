@@ -43,11 +43,7 @@ pub async fn send(
 ) -> Result<MessageView, AppError> {
     check_content(state, &input.content)?;
     let room = auth.scope().id;
-    if let Some(id) = &input.client_msg_id
-        && (id.is_empty() || id.chars().count() > 64)
-    {
-        return Err(AppError::field("client_msg_id", "must be 1-64 characters"));
-    }
+    check_client_msg_id(input.client_msg_id.as_deref())?;
     if !input.attachment_ids.is_empty() {
         return Err(AppError::Validation(vec![FieldError::new(
             "attachment_ids",
@@ -68,6 +64,54 @@ pub async fn send(
         reply_to: input.reply_to,
         client_msg_id: input.client_msg_id,
         mentions,
+        poll_id: None,
+        survey_id: None,
+    };
+    state.writer.send(message).await
+}
+
+fn check_client_msg_id(id: Option<&str>) -> Result<(), AppError> {
+    match id {
+        Some(id) if id.is_empty() || id.chars().count() > 64 => {
+            Err(AppError::field("client_msg_id", "must be 1-64 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a message carries into the timeline besides its text.
+#[derive(Debug, Clone, Copy)]
+pub enum NewCarrier {
+    Poll(Uuid),
+    Survey(Uuid),
+}
+
+/// Posts the message that carries a poll or survey (the caller has checked create_polls);
+/// durable and idempotent like any send.
+pub async fn post_carrier(
+    state: &AppState,
+    room: Uuid,
+    sender: Uuid,
+    content: String,
+    client_msg_id: Option<String>,
+    carrier: NewCarrier,
+) -> Result<MessageView, AppError> {
+    check_client_msg_id(client_msg_id.as_deref())?;
+    let mentions = mentions(state, room, &content).await?;
+    let (poll_id, survey_id) = match carrier {
+        NewCarrier::Poll(id) => (Some(id), None),
+        NewCarrier::Survey(id) => (None, Some(id)),
+    };
+    let message = NewMessage {
+        id: Uuid::now_v7(),
+        room_id: room,
+        sender_id: sender,
+        content,
+        reply_to: None,
+        client_msg_id,
+        mentions,
+        poll_id,
+        survey_id,
     };
     state.writer.send(message).await
 }
@@ -140,6 +184,12 @@ pub async fn edit(
         return Err(AppError::Forbidden(
             "only the sender can edit a message".into(),
         ));
+    }
+    if current.poll_id.is_some() || current.survey_id.is_some() {
+        return Err(AppError::Conflict {
+            detail: "a message that carries a poll or survey cannot be edited".into(),
+            fields: vec![],
+        });
     }
     let mentions = mentions(state, room, &content).await?;
     let row = repo::edit(&state.db, room, message_id, &content, &mentions)

@@ -1,0 +1,548 @@
+//! Poll logic: create (poll row, then the message that carries it), vote, change, retract,
+//! close, voters, and the views each caller may see.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::TransactionTrait;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Subject;
+use super::poll_repo::{self, NewPoll, OptionRow, PollRow};
+use crate::error::{AppError, FieldError, ResultExt};
+use crate::messages::service::NewCarrier;
+use crate::permissions::{Authorized, Perm, ScopeKind, perm};
+use crate::realtime::Audience;
+use crate::state::AppState;
+
+/// Who sees tallies (the poll's creator and moderators always do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultsVisibility {
+    Always,
+    #[default]
+    AfterVote,
+    AfterClose,
+}
+
+impl ResultsVisibility {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::AfterVote => "after_vote",
+            Self::AfterClose => "after_close",
+        }
+    }
+
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "always" => Self::Always,
+            "after_close" => Self::AfterClose,
+            _ => Self::AfterVote,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreatePoll {
+    /// 1-300 characters; also the content of the message that carries the poll.
+    pub question: String,
+    /// 2-20 distinct labels of 1-100 characters.
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub multiple_choice: bool,
+    /// Multiple choice only: most options one voter may pick (default: all).
+    pub max_choices: Option<u32>,
+    /// No stored row links a voter to a choice; votes are final (no change, no retract).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Default `after_vote`.
+    #[serde(default)]
+    pub results: ResultsVisibility,
+    /// In the future, within 366 days; the poll closes itself then.
+    pub closes_at: Option<DateTime<Utc>>,
+    /// Idempotency key of the carrying message: a repeat returns the original poll.
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PollOptionView {
+    pub id: Uuid,
+    pub label: String,
+    /// Null while the results are hidden from this viewer.
+    pub votes: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PollView {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    /// The message that carries the poll in the room timeline.
+    pub message_id: Option<Uuid>,
+    pub creator_id: Uuid,
+    pub question: String,
+    pub options: Vec<PollOptionView>,
+    pub multiple_choice: bool,
+    pub max_choices: Option<i32>,
+    pub anonymous: bool,
+    pub results: ResultsVisibility,
+    pub closes_at: Option<DateTime<Utc>>,
+    pub closed: bool,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// People who have voted (always shown: it reveals no choice).
+    pub voter_count: i32,
+    /// Whether `votes` are filled in for this viewer.
+    pub results_visible: bool,
+    /// Whether the viewer has voted; null in room-wide events.
+    pub voted: Option<bool>,
+    /// The viewer's choices (polls that are not anonymous); null in events and anonymous polls.
+    pub my_votes: Option<Vec<Uuid>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "poll.updated")]
+struct PollUpdated<'a> {
+    room_id: Uuid,
+    poll: &'a PollView,
+}
+
+/// The viewer's relation to a poll, which decides what the view shows.
+struct Viewer {
+    privileged: bool,
+    voted: bool,
+    my_votes: Option<Vec<Uuid>>,
+}
+
+fn view(row: PollRow, options: Vec<OptionRow>, viewer: Option<&Viewer>) -> PollView {
+    let now = Utc::now();
+    let closed = row.is_closed(now);
+    let results = ResultsVisibility::parse(&row.results_visibility);
+    let public = closed || results == ResultsVisibility::Always;
+    let results_visible = public
+        || viewer
+            .is_some_and(|v| v.privileged || (results == ResultsVisibility::AfterVote && v.voted));
+    PollView {
+        id: row.id,
+        room_id: row.room_id,
+        message_id: row.message_id,
+        creator_id: row.creator_id,
+        question: row.question,
+        options: options
+            .into_iter()
+            .map(|o| PollOptionView {
+                id: o.id,
+                label: o.label,
+                votes: results_visible.then_some(o.votes),
+            })
+            .collect(),
+        multiple_choice: row.multiple_choice,
+        max_choices: row.max_choices,
+        anonymous: row.anonymous,
+        results,
+        closes_at: row.closes_at,
+        closed,
+        closed_at: row.closed_at.or(row.closes_at.filter(|_| closed)),
+        voter_count: row.voter_count,
+        results_visible,
+        voted: viewer.map(|v| v.voted),
+        my_votes: viewer.and_then(|v| v.my_votes.clone()),
+        created_at: row.created_at,
+    }
+}
+
+fn validate(input: &CreatePoll) -> Result<(String, Vec<String>), AppError> {
+    let mut errors = Vec::new();
+    let question = input.question.trim().to_owned();
+    if question.is_empty() || question.chars().count() > 300 {
+        errors.push(FieldError::new("question", "must be 1-300 characters"));
+    }
+    let options: Vec<String> = input.options.iter().map(|o| o.trim().to_owned()).collect();
+    if !(2..=20).contains(&options.len()) {
+        errors.push(FieldError::new("options", "must hold 2-20 options"));
+    }
+    if options
+        .iter()
+        .any(|o| o.is_empty() || o.chars().count() > 100)
+    {
+        errors.push(FieldError::new("options", "each must be 1-100 characters"));
+    }
+    if options.iter().collect::<HashSet<_>>().len() != options.len() {
+        errors.push(FieldError::new("options", "must be distinct"));
+    }
+    match input.max_choices {
+        Some(_) if !input.multiple_choice => errors.push(FieldError::new(
+            "max_choices",
+            "only multiple-choice polls take max_choices",
+        )),
+        Some(n) if n == 0 || n as usize > options.len() => errors.push(FieldError::new(
+            "max_choices",
+            "must be between 1 and the number of options",
+        )),
+        _ => {}
+    }
+    if let Some(at) = input.closes_at {
+        let now = Utc::now();
+        if at <= now || at > now + Duration::days(366) {
+            errors.push(FieldError::new(
+                "closes_at",
+                "must be in the future, within 366 days",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok((question, options))
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// A poll or survey posts a message, so someone muted in the room cannot post one either.
+pub(super) fn require_send(perms: crate::permissions::PermSet) -> Result<(), AppError> {
+    if perms.contains(Perm::SendMessages) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "requires the send_messages permission here (a poll posts a message)".into(),
+        ))
+    }
+}
+
+/// Stores the poll, then posts the message that carries it (acked after commit like any
+/// message); if the message cannot be stored, the poll is removed again.
+pub async fn create(
+    state: &AppState,
+    auth: &Authorized<perm::CreatePolls>,
+    input: CreatePoll,
+) -> Result<PollView, AppError> {
+    require_send(auth.perms())?;
+    let (question, options) = validate(&input)?;
+    let id = Uuid::now_v7();
+    let new = NewPoll {
+        id,
+        room_id: auth.scope().id,
+        creator_id: auth.user(),
+        question: &question,
+        multiple_choice: input.multiple_choice,
+        max_choices: input.max_choices.map(|n| n as i32),
+        anonymous: input.anonymous,
+        results_visibility: input.results.as_str(),
+        closes_at: input.closes_at,
+        options: &options,
+    };
+    poll_repo::insert(&state.db, &new).await?;
+    let carrier = NewCarrier::Poll(id);
+    let message = crate::messages::service::post_carrier(
+        state,
+        auth.scope().id,
+        auth.user(),
+        question.clone(),
+        input.client_msg_id,
+        carrier,
+    )
+    .await;
+    let message = match message {
+        Ok(message) => message,
+        Err(err) => {
+            poll_repo::delete(&state.db, id).await?;
+            return Err(err);
+        }
+    };
+    // A retried client_msg_id returns the message of the first attempt, and its poll.
+    let poll_id = match message.poll_id {
+        Some(original) if original != id => {
+            poll_repo::delete(&state.db, id).await?;
+            original
+        }
+        Some(_) => {
+            poll_repo::set_message(&state.db, id, message.id).await?;
+            id
+        }
+        None => {
+            poll_repo::delete(&state.db, id).await?;
+            return Err(AppError::Conflict {
+                detail: "client_msg_id was already used for a message without a poll".into(),
+                fields: vec![FieldError::new("client_msg_id", "already used")],
+            });
+        }
+    };
+    poll_for(state, auth.user(), poll_id).await
+}
+
+/// The poll and proof the user may read its room; a poll in a room they cannot read is a 404.
+async fn readable(
+    state: &AppState,
+    user: Uuid,
+    poll_id: Uuid,
+) -> Result<(PollRow, Authorized<perm::ReadHistory>), AppError> {
+    let row = poll_repo::poll(&state.db, poll_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let auth = state
+        .permissions
+        .require_kind::<perm::ReadHistory>(user, row.room_id, ScopeKind::Room)
+        .await
+        .map_err(|err| match err {
+            AppError::Forbidden(_) => AppError::NotFound,
+            other => other,
+        })?;
+    Ok((row, auth))
+}
+
+fn privileged(row: &PollRow, auth: &Authorized<perm::ReadHistory>) -> bool {
+    row.creator_id == auth.user() || auth.perms().contains(Perm::ManageMessages)
+}
+
+async fn viewer(
+    state: &AppState,
+    row: &PollRow,
+    auth: &Authorized<perm::ReadHistory>,
+) -> Result<Viewer, AppError> {
+    let key = state.polls.ballots.voter(row.id, auth.user());
+    let voted = poll_repo::has_ballot(&state.db, row.id, &key).await?;
+    let my_votes = if row.anonymous {
+        None
+    } else {
+        Some(poll_repo::my_votes(&state.db, row.id, auth.user()).await?)
+    };
+    Ok(Viewer {
+        privileged: privileged(row, auth),
+        voted,
+        my_votes,
+    })
+}
+
+/// The poll as this user may see it.
+pub async fn poll_for(state: &AppState, user: Uuid, poll_id: Uuid) -> Result<PollView, AppError> {
+    let (row, auth) = readable(state, user, poll_id).await?;
+    let viewer = viewer(state, &row, &auth).await?;
+    let options = poll_repo::options(&state.db, row.id).await?;
+    Ok(view(row, options, Some(&viewer)))
+}
+
+fn closed_conflict() -> AppError {
+    AppError::Conflict {
+        detail: "the poll is closed".into(),
+        fields: vec![],
+    }
+}
+
+fn check_choices(
+    row: &PollRow,
+    options: &[OptionRow],
+    chosen: &[Uuid],
+) -> Result<Vec<Uuid>, AppError> {
+    let known: HashSet<Uuid> = options.iter().map(|o| o.id).collect();
+    let unique: HashSet<Uuid> = chosen.iter().copied().collect();
+    let field = |msg: &str| AppError::field("option_ids", msg.to_owned());
+    if chosen.is_empty() {
+        return Err(field("choose at least one option"));
+    }
+    if unique.len() != chosen.len() {
+        return Err(field("must not repeat an option"));
+    }
+    if !unique.is_subset(&known) {
+        return Err(field("not an option of this poll"));
+    }
+    if !row.multiple_choice && chosen.len() > 1 {
+        return Err(field("this poll takes one choice"));
+    }
+    if let Some(max) = row.max_choices
+        && chosen.len() > max as usize
+    {
+        return Err(field(&format!("at most {max} choices")));
+    }
+    let mut sorted = chosen.to_vec();
+    sorted.sort_unstable();
+    Ok(sorted)
+}
+
+/// Votes, or replaces the caller's vote (polls that are not anonymous). Anonymous votes are
+/// final: a second one is a 409.
+pub async fn vote(
+    state: &AppState,
+    user: Uuid,
+    poll_id: Uuid,
+    chosen: &[Uuid],
+) -> Result<PollView, AppError> {
+    let (_, auth) = readable(state, user, poll_id).await?;
+    if !auth.perms().contains(Perm::Vote) {
+        return Err(AppError::Forbidden(
+            "requires the vote permission here".into(),
+        ));
+    }
+    let key = state.polls.ballots.voter(poll_id, user);
+    let txn = state.db.begin().await?;
+    let row = poll_repo::lock(&txn, poll_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if row.is_closed(Utc::now()) {
+        return Err(closed_conflict());
+    }
+    let options = poll_repo::options(&txn, poll_id).await?;
+    let chosen = check_choices(&row, &options, chosen)?;
+    if row.anonymous {
+        if poll_repo::has_ballot(&txn, poll_id, &key).await? {
+            return Err(AppError::Conflict {
+                detail: "you have already voted; anonymous votes cannot be changed".into(),
+                fields: vec![],
+            });
+        }
+        // The lock above makes this rare; the primary key still has the last word.
+        poll_repo::cast_anonymous(&txn, poll_id, &key, &chosen)
+            .await
+            .on_unique("option_ids", "you have already voted")?;
+    } else {
+        poll_repo::replace_votes(&txn, poll_id, user, &key, &chosen).await?;
+    }
+    txn.commit().await?;
+    state.polls.live.touch(state, Subject::Poll(poll_id));
+    poll_for(state, user, poll_id).await
+}
+
+/// Withdraws the caller's vote (polls that are not anonymous, while open).
+pub async fn retract(state: &AppState, user: Uuid, poll_id: Uuid) -> Result<(), AppError> {
+    let (_, auth) = readable(state, user, poll_id).await?;
+    if !auth.perms().contains(Perm::Vote) {
+        return Err(AppError::Forbidden(
+            "requires the vote permission here".into(),
+        ));
+    }
+    let key = state.polls.ballots.voter(poll_id, user);
+    let txn = state.db.begin().await?;
+    let row = poll_repo::lock(&txn, poll_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if row.anonymous {
+        return Err(AppError::Conflict {
+            detail: "anonymous votes cannot be retracted: nothing records which was yours".into(),
+            fields: vec![],
+        });
+    }
+    if row.is_closed(Utc::now()) {
+        return Err(closed_conflict());
+    }
+    let changed = poll_repo::retract(&txn, poll_id, user, &key).await?;
+    txn.commit().await?;
+    if changed {
+        state.polls.live.touch(state, Subject::Poll(poll_id));
+    }
+    Ok(())
+}
+
+/// The creator, or anyone with manage_messages in the room, closes the poll (idempotent).
+pub async fn close(state: &AppState, user: Uuid, poll_id: Uuid) -> Result<PollView, AppError> {
+    let (row, auth) = readable(state, user, poll_id).await?;
+    if !privileged(&row, &auth) {
+        return Err(AppError::Forbidden(
+            "only the poll's creator or someone with manage_messages can close it".into(),
+        ));
+    }
+    if poll_repo::close(&state.db, poll_id, user).await? {
+        state.polls.live.touch(state, Subject::Poll(poll_id));
+    }
+    poll_for(state, user, poll_id).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Voter {
+    pub user_id: Uuid,
+    pub option_id: Uuid,
+    pub voted_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VoterPage {
+    /// Oldest vote first; one entry per (voter, option).
+    pub voters: Vec<Voter>,
+    pub next_cursor: Option<String>,
+}
+
+/// Who voted for what, for polls that are not anonymous, to those who may see the results.
+pub async fn voters(
+    state: &AppState,
+    user: Uuid,
+    poll_id: Uuid,
+    option: Option<Uuid>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<VoterPage, AppError> {
+    let (row, auth) = readable(state, user, poll_id).await?;
+    if row.anonymous {
+        return Err(AppError::Conflict {
+            detail: "the poll is anonymous: nobody can list its voters".into(),
+            fields: vec![],
+        });
+    }
+    let viewer = viewer(state, &row, &auth).await?;
+    let options = poll_repo::options(&state.db, poll_id).await?;
+    if option.is_some_and(|o| !options.iter().any(|x| x.id == o)) {
+        return Err(AppError::field("option_id", "not an option of this poll"));
+    }
+    if !view(row, options, Some(&viewer)).results_visible {
+        return Err(AppError::Forbidden(
+            "the results of this poll are not visible to you yet".into(),
+        ));
+    }
+    let after = after.map(parse_cursor).transpose()?;
+    let rows = poll_repo::voters(&state.db, poll_id, option, after, limit + 1).await?;
+    let more = rows.len() as u64 > limit;
+    let voters: Vec<Voter> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| Voter {
+            user_id: r.user_id,
+            option_id: r.option_id,
+            voted_at: r.voted_at,
+        })
+        .collect();
+    let next_cursor = voters.last().filter(|_| more).map(|v| {
+        crate::shared::cursor::Cursor::encode(&format!(
+            "{}|{}|{}",
+            v.voted_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            v.user_id,
+            v.option_id
+        ))
+    });
+    Ok(VoterPage {
+        voters,
+        next_cursor,
+    })
+}
+
+fn parse_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid, Uuid), AppError> {
+    let bad = || AppError::field("cursor", "not a cursor this endpoint gave out");
+    let key = crate::shared::cursor::Cursor::decode(raw)?.0;
+    let mut parts = key.split('|');
+    let (Some(at), Some(user), Some(option), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok((
+        DateTime::parse_from_rfc3339(at)
+            .map_err(|_| bad())?
+            .to_utc(),
+        user.parse().map_err(|_| bad())?,
+        option.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Sends the room the poll as everybody may see it: tallies only when they are public.
+pub async fn publish_update(state: &AppState, poll_id: Uuid) -> Result<(), AppError> {
+    let Some(row) = poll_repo::poll(&state.db, poll_id).await? else {
+        return Ok(());
+    };
+    let room = row.room_id;
+    let options = poll_repo::options(&state.db, poll_id).await?;
+    let poll = view(row, options, None);
+    let event = PollUpdated {
+        room_id: room,
+        poll: &poll,
+    };
+    state.bus.publish(Audience::Room(room), None, &event).await;
+    Ok(())
+}
