@@ -6,6 +6,7 @@ mod ballot;
 mod closer;
 mod live;
 mod poll_handlers;
+pub mod poll_model;
 mod poll_repo;
 pub mod poll_service;
 mod survey_check;

@@ -5,109 +5,19 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::TransactionTrait;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Subject;
+use super::poll_model::PollUpdated;
+pub use super::poll_model::{
+    CreatePoll, PollOptionView, PollView, ResultsVisibility, Voter, VoterPage,
+};
 use super::poll_repo::{self, NewPoll, OptionRow, PollRow};
 use crate::error::{AppError, FieldError, ResultExt};
 use crate::messages::service::NewCarrier;
 use crate::permissions::{Authorized, Perm, ScopeKind, perm};
 use crate::realtime::Audience;
 use crate::state::AppState;
-
-/// Who sees tallies (the poll's creator and moderators always do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultsVisibility {
-    Always,
-    #[default]
-    AfterVote,
-    AfterClose,
-}
-
-impl ResultsVisibility {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Always => "always",
-            Self::AfterVote => "after_vote",
-            Self::AfterClose => "after_close",
-        }
-    }
-
-    fn parse(raw: &str) -> Self {
-        match raw {
-            "always" => Self::Always,
-            "after_close" => Self::AfterClose,
-            _ => Self::AfterVote,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreatePoll {
-    /// 1-300 characters; also the content of the message that carries the poll.
-    pub question: String,
-    /// 2-20 distinct labels of 1-100 characters.
-    pub options: Vec<String>,
-    #[serde(default)]
-    pub multiple_choice: bool,
-    /// Multiple choice only: most options one voter may pick (default: all).
-    pub max_choices: Option<u32>,
-    /// No stored row links a voter to a choice; votes are final (no change, no retract).
-    #[serde(default)]
-    pub anonymous: bool,
-    /// Default `after_vote`.
-    #[serde(default)]
-    pub results: ResultsVisibility,
-    /// In the future, within 366 days; the poll closes itself then.
-    pub closes_at: Option<DateTime<Utc>>,
-    /// Idempotency key of the carrying message: a repeat returns the original poll.
-    pub client_msg_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PollOptionView {
-    pub id: Uuid,
-    pub label: String,
-    /// Null while the results are hidden from this viewer.
-    pub votes: Option<i32>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PollView {
-    pub id: Uuid,
-    pub room_id: Uuid,
-    /// The message that carries the poll in the room timeline.
-    pub message_id: Option<Uuid>,
-    pub creator_id: Uuid,
-    pub question: String,
-    pub options: Vec<PollOptionView>,
-    pub multiple_choice: bool,
-    pub max_choices: Option<i32>,
-    pub anonymous: bool,
-    pub results: ResultsVisibility,
-    pub closes_at: Option<DateTime<Utc>>,
-    pub closed: bool,
-    pub closed_at: Option<DateTime<Utc>>,
-    /// People who have voted (always shown: it reveals no choice).
-    pub voter_count: i32,
-    /// Whether `votes` are filled in for this viewer.
-    pub results_visible: bool,
-    /// Whether the viewer has voted; null in room-wide events.
-    pub voted: Option<bool>,
-    /// The viewer's choices (polls that are not anonymous); null in events and anonymous polls.
-    pub my_votes: Option<Vec<Uuid>>,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "poll.updated")]
-struct PollUpdated<'a> {
-    room_id: Uuid,
-    poll: &'a PollView,
-}
 
 /// The viewer's relation to a poll, which decides what the view shows.
 struct Viewer {
@@ -444,20 +354,6 @@ pub async fn close(state: &AppState, user: Uuid, poll_id: Uuid) -> Result<PollVi
         state.polls.live.touch(state, Subject::Poll(poll_id));
     }
     poll_for(state, user, poll_id).await
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Voter {
-    pub user_id: Uuid,
-    pub option_id: Uuid,
-    pub voted_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VoterPage {
-    /// Oldest vote first; one entry per (voter, option).
-    pub voters: Vec<Voter>,
-    pub next_cursor: Option<String>,
 }
 
 /// Who voted for what, for polls that are not anonymous, to those who may see the results.
