@@ -194,6 +194,10 @@ async fn build_state(
     };
     hooks.bind(state.clone());
     tasks.spawn(crate::polls::run_closer(state.clone(), shutdown.clone()));
+    tasks.spawn(crate::calendar::run_reminders(
+        state.clone(),
+        shutdown.clone(),
+    ));
     Ok(state)
 }
 

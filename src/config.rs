@@ -80,6 +80,8 @@ pub struct Config {
     /// Keys the hash that marks "this user voted in this anonymous poll"; derived from the JWT
     /// secret unless set (set it to keep ballots valid across a JWT secret rotation).
     pub ballot_secret: Secret<String>,
+    /// How long before an occurrence `event.starting` goes to those who said going.
+    pub event_reminder: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +141,7 @@ const KEYS: &[&str] = &[
     "ws_heartbeat_s",
     "resume_max_messages",
     "ballot_secret",
+    "event_reminder_s",
 ];
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -269,6 +272,11 @@ impl Config {
                 Some(secret) => secret.to_owned(),
                 None => format!("ballots:{jwt_secret}"),
             }),
+            event_reminder: Duration::from_secs(positive(
+                get("event_reminder_s"),
+                "event_reminder_s",
+                900,
+            )?),
             max_group_depth: match positive(get("max_group_depth"), "max_group_depth", 8u32)? {
                 depth @ 1..=16 => depth,
                 _ => return Err(error("max_group_depth", "must be 1-16")),

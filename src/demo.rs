@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use crate::calendar;
 use crate::communities::{self, tree};
 use crate::config::Config;
 use crate::error::AppError;
@@ -163,6 +164,7 @@ async fn seed_community(state: &AppState) -> Result<(), AppError> {
     }
     seed_poll(state, random.id, alice, &[bob, carol]).await?;
     seed_survey(state, random.id, alice, bob).await?;
+    seed_event(state, community.id, alice, &[bob, carol]).await?;
     println!(
         "Demo community {DEMO_COMMUNITY:?} (created): {}",
         community.id
@@ -294,5 +296,49 @@ async fn seed_survey(
         },
     ];
     surveys::respond(state, respondent, survey.id, &answers).await?;
+    Ok(())
+}
+
+/// A weekly meetup at 18:00 Berlin time from next Thursday, with RSVPs for its first occurrence.
+async fn seed_event(
+    state: &AppState,
+    community: Uuid,
+    author: Uuid,
+    going: &[Uuid],
+) -> Result<(), AppError> {
+    use chrono::{Datelike, TimeZone};
+    let berlin: chrono_tz::Tz = "Europe/Berlin".parse().map_err(|_| AppError::NotFound)?;
+    let today = chrono::Utc::now().with_timezone(&berlin).date_naive();
+    let ahead = (7 + 3 - i64::from(today.weekday().num_days_from_monday())) % 7;
+    let thursday = today + chrono::Duration::days(if ahead == 0 { 7 } else { ahead });
+    let starts_at = berlin
+        .from_local_datetime(&thursday.and_hms_opt(18, 0, 0).expect("a valid time"))
+        .single()
+        .ok_or(AppError::NotFound)?
+        .with_timezone(&chrono::Utc);
+    let input = calendar::CreateEvent {
+        title: "Weekly meetup".into(),
+        description: "Demos, questions, and what we build next.".into(),
+        location: "#random and the big table".into(),
+        starts_at,
+        ends_at: starts_at + chrono::Duration::hours(1),
+        timezone: "Europe/Berlin".into(),
+        rrule: Some("FREQ=WEEKLY;BYDAY=TH;COUNT=12".into()),
+        exdates: Vec::new(),
+        rdates: Vec::new(),
+        group_id: None,
+        room_id: None,
+    };
+    let event = calendar::service::create(state, author, community, input).await?;
+    for user in going {
+        calendar::service::set_rsvp(
+            state,
+            *user,
+            event.id,
+            starts_at,
+            calendar::RsvpStatus::Going,
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
-use crate::{communities, identity, messages, ops, permissions, polls, realtime};
+use crate::{calendar, communities, identity, messages, ops, permissions, polls, realtime};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,7 @@ use crate::{communities, identity, messages, ops, permissions, polls, realtime};
         (name = "communities", description = "Communities, groups, rooms, members, invites, bans, DMs"),
         (name = "messages", description = "Messages, history, reactions, read markers, unread counts, search"),
         (name = "polls", description = "Polls and surveys in rooms: votes, live tallies, anonymous ballots, results, CSV export"),
+        (name = "calendar", description = "Recurring events (RFC 5545), occurrences, exceptions, splits, RSVPs, iCalendar feed"),
         (name = "realtime", description = "The WebSocket gateway (protocol in PROTOCOL.md)"),
         (name = "permissions", description = "Roles, grants, overrides, explain, what-if, audit log"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -58,6 +59,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(communities::router())
         .merge(messages::router())
         .merge(polls::router())
+        .merge(calendar::router())
         .merge(realtime::router())
 }
 

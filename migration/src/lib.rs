@@ -10,6 +10,7 @@ mod m20261201_000003_communities;
 mod m20261201_000004_permissions;
 mod m20261201_000005_messages;
 mod m20261202_000006_polls;
+mod m20261202_000007_calendar;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_permissions::Migration),
             Box::new(m20261201_000005_messages::Migration),
             Box::new(m20261202_000006_polls::Migration),
+            Box::new(m20261202_000007_calendar::Migration),
         ]
     }
 }

@@ -338,6 +338,21 @@ pub async fn unban(
 }
 
 /// Ids of every community the user is a member of.
+/// Every member's id (for features that address a community's members one by one).
+pub async fn member_ids(state: &AppState, community: Uuid) -> Result<Vec<Uuid>, AppError> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = repo::members(&state.db, community, after, 1000).await?;
+        let full = rows.len() == 1000;
+        ids.extend(rows.iter().map(|r| r.user_id));
+        after = ids.last().copied();
+        if !full {
+            return Ok(ids);
+        }
+    }
+}
+
 pub async fn ids_of(state: &AppState, user: Uuid) -> Result<Vec<Uuid>, AppError> {
     Ok(repo::community_ids_of(&state.db, user).await?)
 }

@@ -2,10 +2,12 @@
 
 mod auth;
 mod bola;
+mod calendar;
 mod cli;
 mod communities;
 mod errors;
 mod helpers;
+mod ics_feed;
 mod jwt;
 mod messages;
 mod ops;
@@ -15,6 +17,7 @@ mod polls;
 mod presence;
 mod ratelimit;
 mod realtime;
+mod rrule_oracle;
 mod shutdown;
 mod subscriptions;
 mod surveys;
