@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Subject, poll_repo, survey_repo};
+use super::Subject;
+use super::lifecycle::{self, Kind};
 use crate::state::AppState;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -18,13 +19,13 @@ pub async fn run_closer(state: AppState, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match poll_repo::close_due(&state.db).await {
+        match lifecycle::close_due(&state.db, Kind::Poll).await {
             Ok(ids) => ids
                 .into_iter()
                 .for_each(|id| state.polls.live.touch(&state, Subject::Poll(id))),
             Err(err) => tracing::warn!(error = %err, "closing due polls failed"),
         }
-        match survey_repo::close_due(&state.db).await {
+        match lifecycle::close_due(&state.db, Kind::Survey).await {
             Ok(ids) => ids
                 .into_iter()
                 .for_each(|id| state.polls.live.touch(&state, Subject::Survey(id))),

@@ -4,6 +4,7 @@
 
 mod ballot;
 mod closer;
+mod lifecycle;
 mod live;
 mod poll_handlers;
 pub mod poll_model;

@@ -84,21 +84,6 @@ pub async fn insert(db: &impl ConnectionTrait, poll: &NewPoll<'_>) -> Result<(),
     Ok(())
 }
 
-pub async fn set_message(db: &impl ConnectionTrait, id: Uuid, message: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "UPDATE polls SET message_id = $2 WHERE id = $1",
-        [id.into(), message.into()],
-    ))
-    .await
-    .map(|_| ())
-}
-
-pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(stmt("DELETE FROM polls WHERE id = $1", [id.into()]))
-        .await
-        .map(|_| ())
-}
-
 pub async fn poll(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<PollRow>, DbErr> {
     let sql = format!("SELECT {POLL_COLUMNS} FROM polls p WHERE p.id = $1");
     PollRow::find_by_statement(stmt(&sql, [id.into()]))
@@ -223,36 +208,6 @@ pub async fn retract(
         ))
         .await?;
     Ok(ballots.rows_affected() > 0)
-}
-
-/// Closes an open poll; false when it was already closed.
-pub async fn close(db: &impl ConnectionTrait, id: Uuid, by: Uuid) -> Result<bool, DbErr> {
-    let result = db
-        .execute_raw(stmt(
-            "UPDATE polls SET closed_at = now(), closed_by = $2 WHERE id = $1 AND closed_at IS NULL",
-            [id.into(), by.into()],
-        ))
-        .await?;
-    Ok(result.rows_affected() > 0)
-}
-
-#[derive(Debug, FromQueryResult)]
-struct Id {
-    id: Uuid,
-}
-
-/// Closes every poll past its `closes_at` (at that time); returns those this call closed.
-pub async fn close_due(db: &impl ConnectionTrait) -> Result<Vec<Uuid>, DbErr> {
-    Ok(Id::find_by_statement(stmt(
-        "UPDATE polls SET closed_at = closes_at \
-         WHERE closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= now() RETURNING id",
-        [],
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect())
 }
 
 #[derive(Debug, Clone, FromQueryResult)]

@@ -8,13 +8,13 @@ use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::Subject;
+use super::lifecycle::{self, Kind};
 use super::poll_model::PollUpdated;
 pub use super::poll_model::{
     CreatePoll, PollOptionView, PollView, ResultsVisibility, Voter, VoterPage,
 };
 use super::poll_repo::{self, NewPoll, OptionRow, PollRow};
 use crate::error::{AppError, FieldError, ResultExt};
-use crate::messages::service::NewCarrier;
 use crate::permissions::{Authorized, Perm, ScopeKind, perm};
 use crate::realtime::Audience;
 use crate::state::AppState;
@@ -143,41 +143,9 @@ pub async fn create(
         options: &options,
     };
     poll_repo::insert(&state.db, &new).await?;
-    let carrier = NewCarrier::Poll(id);
-    let message = crate::messages::service::post_carrier(
-        state,
-        auth.scope().id,
-        auth.user(),
-        question.clone(),
-        input.client_msg_id,
-        carrier,
-    )
-    .await;
-    let message = match message {
-        Ok(message) => message,
-        Err(err) => {
-            poll_repo::delete(&state.db, id).await?;
-            return Err(err);
-        }
-    };
-    // A retried client_msg_id returns the message of the first attempt, and its poll.
-    let poll_id = match message.poll_id {
-        Some(original) if original != id => {
-            poll_repo::delete(&state.db, id).await?;
-            original
-        }
-        Some(_) => {
-            poll_repo::set_message(&state.db, id, message.id).await?;
-            id
-        }
-        None => {
-            poll_repo::delete(&state.db, id).await?;
-            return Err(AppError::Conflict {
-                detail: "client_msg_id was already used for a message without a poll".into(),
-                fields: vec![FieldError::new("client_msg_id", "already used")],
-            });
-        }
-    };
+    let place = (auth.scope().id, auth.user());
+    let poll_id =
+        lifecycle::carry(state, Kind::Poll, place, question, input.client_msg_id, id).await?;
     poll_for(state, auth.user(), poll_id).await
 }
 
@@ -350,7 +318,7 @@ pub async fn close(state: &AppState, user: Uuid, poll_id: Uuid) -> Result<PollVi
             "only the poll's creator or someone with manage_messages can close it".into(),
         ));
     }
-    if poll_repo::close(&state.db, poll_id, user).await? {
+    if lifecycle::close(&state.db, Kind::Poll, poll_id, user).await? {
         state.polls.live.touch(state, Subject::Poll(poll_id));
     }
     poll_for(state, user, poll_id).await

@@ -149,12 +149,6 @@ async fn insert_options(db: &impl ConnectionTrait, questions: &[NewQuestion]) ->
     .map(|_| ())
 }
 
-pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(stmt("DELETE FROM surveys WHERE id = $1", [id.into()]))
-        .await
-        .map(|_| ())
-}
-
 pub async fn survey(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<SurveyRow>, DbErr> {
     let sql = format!("SELECT {SURVEY_COLUMNS} FROM surveys s WHERE s.id = $1");
     SurveyRow::find_by_statement(stmt(&sql, [id.into()]))
@@ -282,36 +276,6 @@ pub async fn replace_answers(
         ]);
     }
     db.execute_raw(stmt(&sql, values)).await.map(|_| ())
-}
-
-/// Closes an open survey; false when it was already closed.
-pub async fn close(db: &impl ConnectionTrait, id: Uuid, by: Uuid) -> Result<bool, DbErr> {
-    let result = db
-        .execute_raw(stmt(
-            "UPDATE surveys SET closed_at = now(), closed_by = $2 WHERE id = $1 AND closed_at IS NULL",
-            [id.into(), by.into()],
-        ))
-        .await?;
-    Ok(result.rows_affected() > 0)
-}
-
-#[derive(Debug, FromQueryResult)]
-struct Id {
-    id: Uuid,
-}
-
-/// Closes every survey past its `closes_at` (at that time); returns those this call closed.
-pub async fn close_due(db: &impl ConnectionTrait) -> Result<Vec<Uuid>, DbErr> {
-    Ok(Id::find_by_statement(stmt(
-        "UPDATE surveys SET closed_at = closes_at \
-         WHERE closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= now() RETURNING id",
-        [],
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect())
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -457,13 +421,4 @@ pub async fn export_cells(
     ))
     .all(db)
     .await
-}
-
-pub async fn set_message(db: &impl ConnectionTrait, id: Uuid, message: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "UPDATE surveys SET message_id = $2 WHERE id = $1",
-        [id.into(), message.into()],
-    ))
-    .await
-    .map(|_| ())
 }

@@ -9,6 +9,7 @@ use sea_orm::{AccessMode, ConnectionTrait, DatabaseTransaction, IsolationLevel, 
 use uuid::Uuid;
 
 use super::Subject;
+use super::lifecycle::{self, Kind};
 use super::survey_check::{check_answers, validate};
 use super::survey_csv::render_csv;
 use super::survey_model::SurveyUpdated;
@@ -21,8 +22,7 @@ pub use super::survey_model::{
 use super::survey_repo::{
     self, AnswerRow, NewSurvey, OptionRow, QuestionRow, ResponseRow, SurveyRow,
 };
-use crate::error::{AppError, FieldError};
-use crate::messages::service::NewCarrier;
+use crate::error::AppError;
 use crate::permissions::{Authorized, Perm, ScopeKind, perm};
 use crate::realtime::Audience;
 use crate::state::AppState;
@@ -128,41 +128,10 @@ pub async fn create(
     let txn = state.db.begin().await?;
     survey_repo::insert(&txn, &survey).await?;
     txn.commit().await?;
-    let message = crate::messages::service::post_carrier(
-        state,
-        auth.scope().id,
-        auth.user(),
-        title,
-        input.client_msg_id,
-        NewCarrier::Survey(id),
-    )
-    .await;
-    let carried = match message {
-        Ok(message) if message.survey_id == Some(id) => {
-            survey_repo::set_message(&state.db, id, message.id).await?;
-            message.survey_id
-        }
-        Ok(message) => message.survey_id,
-        Err(err) => {
-            survey_repo::delete(&state.db, id).await?;
-            return Err(err);
-        }
-    };
-    let survey_id = adopt(state, id, carried).await?;
+    let place = (auth.scope().id, auth.user());
+    let survey_id =
+        lifecycle::carry(state, Kind::Survey, place, title, input.client_msg_id, id).await?;
     survey_for(state, auth.user(), survey_id).await
-}
-
-/// The survey the carrying message holds: ours, or on a retried client_msg_id the first
-/// attempt's, in which case ours is removed.
-async fn adopt(state: &AppState, id: Uuid, carried: Option<Uuid>) -> Result<Uuid, AppError> {
-    if carried == Some(id) {
-        return Ok(id);
-    }
-    survey_repo::delete(&state.db, id).await?;
-    carried.ok_or_else(|| AppError::Conflict {
-        detail: "client_msg_id was already used for a message without a survey".into(),
-        fields: vec![FieldError::new("client_msg_id", "already used")],
-    })
 }
 
 /// The survey and proof the user may read its room; a survey in a room they cannot read is a 404.
@@ -423,7 +392,7 @@ pub async fn close(state: &AppState, user: Uuid, survey_id: Uuid) -> Result<Surv
             "only the survey's creator or someone with manage_messages can close it".into(),
         ));
     }
-    if survey_repo::close(&state.db, survey_id, user).await? {
+    if lifecycle::close(&state.db, Kind::Survey, survey_id, user).await? {
         state.polls.live.touch(state, Subject::Survey(survey_id));
     }
     survey_for(state, user, survey_id).await
