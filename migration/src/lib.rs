@@ -12,6 +12,31 @@ mod m20261201_000005_messages;
 mod m20261202_000006_polls;
 mod m20261202_000007_calendar;
 
+/// `MigrationTrait` for a migration that is two SQL scripts, `up` and `down`.
+#[macro_export]
+macro_rules! sql_migration {
+    ($up:expr, $down:expr) => {
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager
+                    .get_connection()
+                    .execute_unprepared($up)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager
+                    .get_connection()
+                    .execute_unprepared($down)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

@@ -31,21 +31,4 @@ CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 
 const DOWN: &str = "DROP TABLE IF EXISTS refresh_tokens; DROP TABLE IF EXISTS users;";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(UP)
-            .await
-            .map(|_| ())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(DOWN)
-            .await
-            .map(|_| ())
-    }
-}
+crate::sql_migration!(UP, DOWN);

@@ -97,21 +97,4 @@ DROP FUNCTION IF EXISTS messages_assign_seq(), messages_count_mentions(), room_m
 ALTER TABLE rooms DROP COLUMN IF EXISTS last_seq, DROP COLUMN IF EXISTS last_message_at;
 ";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(UP)
-            .await
-            .map(|_| ())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(DOWN)
-            .await
-            .map(|_| ())
-    }
-}
+crate::sql_migration!(UP, DOWN);

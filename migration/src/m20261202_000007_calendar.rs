@@ -123,21 +123,4 @@ DROP TABLE IF EXISTS event_reminders_sent, calendar_feed_tokens, event_rsvp_coun
 DROP FUNCTION IF EXISTS events_bump_sequence(), event_rsvps_count();
 ";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(UP)
-            .await
-            .map(|_| ())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(DOWN)
-            .await
-            .map(|_| ())
-    }
-}
+crate::sql_migration!(UP, DOWN);
