@@ -12,9 +12,9 @@ use super::expand;
 use super::ics::{self, IcsEvent, IcsOverride};
 use super::model::{FeedToken, FeedTokenList};
 use super::repo::{self, EventRow, OverrideRow};
-use super::service::series;
+use super::service::{can_view, series};
 use crate::error::AppError;
-use crate::permissions::{Perm, ScopeKind, perm};
+use crate::permissions::{ScopeKind, perm};
 use crate::state::AppState;
 
 fn hash(token: &str) -> Vec<u8> {
@@ -72,16 +72,7 @@ pub async fn calendar(state: &AppState, user: Uuid, community: Uuid) -> Result<S
     let far = Utc::now() + chrono::Duration::days(3650);
     let mut visible = Vec::new();
     for row in repo::community_events(&state.db, community, far).await? {
-        let seen = match state.permissions.scope(user, row.scope_id()).await? {
-            Some(s) => state
-                .permissions
-                .effective(user, &s)
-                .await?
-                .0
-                .contains(Perm::View),
-            None => false,
-        };
-        if seen {
+        if can_view(state, user, row.scope_id()).await? {
             visible.push(row);
         }
     }

@@ -401,7 +401,8 @@ pub async fn occurrences(
     Ok(list)
 }
 
-async fn can_view(state: &AppState, user: Uuid, scope: Uuid) -> Result<bool, AppError> {
+/// Whether the user may see the scope an event is attached to.
+pub(super) async fn can_view(state: &AppState, user: Uuid, scope: Uuid) -> Result<bool, AppError> {
     Ok(match state.permissions.scope(user, scope).await? {
         Some(s) => state
             .permissions

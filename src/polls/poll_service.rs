@@ -15,7 +15,7 @@ pub use super::poll_model::{
 };
 use super::poll_repo::{self, NewPoll, OptionRow, PollRow};
 use crate::error::{AppError, FieldError, ResultExt};
-use crate::permissions::{Authorized, Perm, ScopeKind, perm};
+use crate::permissions::{Authorized, Perm, perm};
 use crate::realtime::Audience;
 use crate::state::AppState;
 
@@ -158,19 +158,12 @@ async fn readable(
     let row = poll_repo::poll(&state.db, poll_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let auth = state
-        .permissions
-        .require_kind::<perm::ReadHistory>(user, row.room_id, ScopeKind::Room)
-        .await
-        .map_err(|err| match err {
-            AppError::Forbidden(_) => AppError::NotFound,
-            other => other,
-        })?;
+    let auth = lifecycle::room_reader(state, user, row.room_id).await?;
     Ok((row, auth))
 }
 
 fn privileged(row: &PollRow, auth: &Authorized<perm::ReadHistory>) -> bool {
-    row.creator_id == auth.user() || auth.perms().contains(Perm::ManageMessages)
+    lifecycle::privileged(row.creator_id, auth)
 }
 
 async fn viewer(

@@ -23,7 +23,7 @@ use super::survey_repo::{
     self, AnswerRow, NewSurvey, OptionRow, QuestionRow, ResponseRow, SurveyRow,
 };
 use crate::error::AppError;
-use crate::permissions::{Authorized, Perm, ScopeKind, perm};
+use crate::permissions::{Authorized, Perm, perm};
 use crate::realtime::Audience;
 use crate::state::AppState;
 
@@ -143,19 +143,12 @@ async fn readable(
     let row = survey_repo::survey(&state.db, survey_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let auth = state
-        .permissions
-        .require_kind::<perm::ReadHistory>(user, row.room_id, ScopeKind::Room)
-        .await
-        .map_err(|err| match err {
-            AppError::Forbidden(_) => AppError::NotFound,
-            other => other,
-        })?;
+    let auth = lifecycle::room_reader(state, user, row.room_id).await?;
     Ok((row, auth))
 }
 
 fn privileged(row: &SurveyRow, auth: &Authorized<perm::ReadHistory>) -> bool {
-    row.creator_id == auth.user() || auth.perms().contains(Perm::ManageMessages)
+    lifecycle::privileged(row.creator_id, auth)
 }
 
 async fn viewer(
