@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::error::{AppError, PROBLEM_JSON, problem, problem_response};
 use crate::extract::TrustForwardedFor;
 use crate::identity::{Passwords, TokenService};
+use crate::media::Media;
 use crate::messages::{GatewayHooks, Writer};
 use crate::ops::Metrics;
 use crate::permissions::{Feed, Permissions};
@@ -49,7 +50,8 @@ impl App {
             anyhow::anyhow!("GUILDHALL_BIND: cannot listen on {}: {e}", config.bind)
         })?;
         let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
-        let state = build_state(config, &tasks, &shutdown).await?;
+        let bound = listener.local_addr()?;
+        let state = build_state(config, bound, &tasks, &shutdown).await?;
         if !state.config.rate_limits.enabled {
             tracing::warn!(
                 "GUILDHALL_RATE_LIMITS=off: every request and message rate limit is disabled"
@@ -113,6 +115,7 @@ impl App {
 
 async fn build_state(
     config: Config,
+    bound: SocketAddr,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<AppState> {
@@ -175,6 +178,7 @@ async fn build_state(
         redis.clone().map(|r| (r, config.redis_prefix.clone())),
     );
     let polls = Arc::new(Polls::new(config.ballot_secret.expose(), tasks.clone()));
+    let media = Arc::new(Media::new(&config.media, bound).await);
     let state = AppState {
         tokens: Arc::new(TokenService::new(&config.jwt)),
         passwords: Passwords::new().await?,
@@ -188,12 +192,14 @@ async fn build_state(
         gateway,
         presence,
         polls,
+        media,
         hooks: hooks.clone(),
         shutdown: shutdown.clone(),
         db,
     };
     hooks.bind(state.clone());
     tasks.spawn(crate::polls::run_closer(state.clone(), shutdown.clone()));
+    tasks.spawn(crate::media::run_sweeper(state.clone(), shutdown.clone()));
     tasks.spawn(crate::calendar::run_reminders(
         state.clone(),
         shutdown.clone(),

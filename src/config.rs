@@ -82,6 +82,43 @@ pub struct Config {
     pub ballot_secret: Secret<String>,
     /// How long before an occurrence `event.starting` goes to those who said going.
     pub event_reminder: Duration,
+    pub media: MediaConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// `None` when no object storage is configured: media endpoints answer 503 `unavailable`.
+    pub storage: Option<MediaStorage>,
+    /// Declared content types an upload may have (bare media types, lower case).
+    pub allowed_types: Vec<String>,
+    pub max_bytes: u64,
+    /// How long a presigned PUT stays valid (at most 15 min).
+    pub upload_url_ttl: Duration,
+    /// How long a presigned GET stays valid.
+    pub download_url_ttl: Duration,
+    /// Uploads not completed (or not processed) this long after their last change are removed;
+    /// failed ones this long after failing.
+    pub abandon_after: Duration,
+    pub sweep_interval: Duration,
+}
+
+/// Where uploads go and who processes them.
+#[derive(Debug, Clone)]
+pub struct MediaStorage {
+    /// A non-AWS S3 endpoint (MinIO, s3s-fs); path-style addressing is used with it.
+    pub s3_endpoint: Option<String>,
+    /// The endpoint clients reach, when it differs from ours (a container name inside, a public
+    /// host outside): presigned URLs are made for it.
+    pub s3_public_endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    /// A non-AWS Lambda invoke endpoint (`cargo lambda watch`).
+    pub lambda_endpoint: Option<String>,
+    pub lambda_function: String,
+    /// Shared with the Lambda: it signs its callback with this.
+    pub callback_secret: Secret<String>,
+    /// Where the Lambda reports back; default: this node's bound address + `/v1/media/callback`.
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +179,25 @@ const KEYS: &[&str] = &[
     "resume_max_messages",
     "ballot_secret",
     "event_reminder_s",
+    "s3_endpoint",
+    "s3_public_endpoint",
+    "s3_bucket",
+    "s3_region",
+    "lambda_endpoint",
+    "lambda_function",
+    "media_callback_secret",
+    "media_callback_url",
+    "media_allowed_types",
+    "media_max_bytes",
+    "media_upload_url_ttl_s",
+    "media_download_url_ttl_s",
+    "media_abandon_after_s",
+    "media_sweep_interval_s",
 ];
+
+/// The default allow-list: common images, PDF, plain text, zip.
+pub const DEFAULT_MEDIA_TYPES: &str =
+    "image/jpeg,image/png,image/webp,image/gif,application/pdf,text/plain,application/zip";
 
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -281,7 +336,107 @@ impl Config {
                 depth @ 1..=16 => depth,
                 _ => return Err(error("max_group_depth", "must be 1-16")),
             },
+            media: media(&get)?,
         })
+    }
+}
+
+fn seconds(value: Option<&str>, key: &str, default: u64) -> Result<Duration, ConfigError> {
+    positive(value, key, default).map(Duration::from_secs)
+}
+
+fn media<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<MediaConfig, ConfigError> {
+    let upload_url_ttl = seconds(get("media_upload_url_ttl_s"), "media_upload_url_ttl_s", 900)?;
+    if upload_url_ttl > Duration::from_secs(900) {
+        return Err(error(
+            "media_upload_url_ttl_s",
+            "must be at most 900 (15 min)",
+        ));
+    }
+    let abandon_after = seconds(get("media_abandon_after_s"), "media_abandon_after_s", 3600)?;
+    if abandon_after < upload_url_ttl {
+        return Err(error(
+            "media_abandon_after_s",
+            "must be at least GUILDHALL_MEDIA_UPLOAD_URL_TTL_S (an upload URL must not outlive its row)",
+        ));
+    }
+    Ok(MediaConfig {
+        storage: media_storage(get)?,
+        allowed_types: media_types(get("media_allowed_types").unwrap_or(DEFAULT_MEDIA_TYPES))?,
+        max_bytes: positive(get("media_max_bytes"), "media_max_bytes", 25 * 1024 * 1024)?,
+        upload_url_ttl,
+        download_url_ttl: seconds(
+            get("media_download_url_ttl_s"),
+            "media_download_url_ttl_s",
+            300,
+        )?,
+        abandon_after,
+        sweep_interval: seconds(get("media_sweep_interval_s"), "media_sweep_interval_s", 60)?,
+    })
+}
+
+/// Object storage is configured by naming a bucket or an endpoint; the Lambda then needs the
+/// shared callback secret.
+fn media_storage<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Option<MediaStorage>, ConfigError> {
+    if get("s3_bucket").is_none() && get("s3_endpoint").is_none() {
+        return Ok(None);
+    }
+    let http_url = |key: &str| -> Result<Option<String>, ConfigError> {
+        match get(key) {
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                Err(error(key, format!("{url:?} is not an http(s) URL")))
+            }
+            other => Ok(other.map(|u| u.trim_end_matches('/').to_owned())),
+        }
+    };
+    let secret = required(get("media_callback_secret"), "media_callback_secret")
+        .map_err(|_| error("media_callback_secret", "required when S3 is configured"))?;
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Err(error(
+            "media_callback_secret",
+            format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+        ));
+    }
+    Ok(Some(MediaStorage {
+        s3_endpoint: http_url("s3_endpoint")?,
+        s3_public_endpoint: http_url("s3_public_endpoint")?,
+        bucket: get("s3_bucket").unwrap_or("guildhall-media").to_owned(),
+        region: get("s3_region").unwrap_or("us-east-1").to_owned(),
+        lambda_endpoint: http_url("lambda_endpoint")?,
+        lambda_function: get("lambda_function")
+            .unwrap_or("guildhall-media")
+            .to_owned(),
+        callback_secret: Secret(secret.to_owned()),
+        callback_url: http_url("media_callback_url")?,
+    }))
+}
+
+fn media_types(list: &str) -> Result<Vec<String>, ConfigError> {
+    let types: Vec<String> = list
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let valid = |t: &String| {
+        let mut parts = t.splitn(2, '/');
+        let token = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        };
+        parts.next().is_some_and(token) && parts.next().is_some_and(token)
+    };
+    match types.iter().find(|t| !valid(t)) {
+        Some(bad) => Err(error(
+            "media_allowed_types",
+            format!("{bad:?} is not a media type like image/png"),
+        )),
+        None if types.is_empty() => {
+            Err(error("media_allowed_types", "must list at least one type"))
+        }
+        None => Ok(types),
     }
 }
 
@@ -434,6 +589,9 @@ mod tests {
         assert_eq!(config.jwt.access_ttl, Duration::from_secs(900));
         assert_eq!(config.jwt.refresh_ttl, Duration::from_secs(30 * 24 * 3600));
         assert!(config.redis_url.is_none());
+        assert!(config.media.storage.is_none(), "no S3 unless configured");
+        assert_eq!(config.media.max_bytes, 25 * 1024 * 1024);
+        assert_eq!(config.media.allowed_types.len(), 7);
         assert!(config.rate_limits.enabled);
         assert!(!config.auto_migrate);
     }
@@ -451,6 +609,22 @@ mod tests {
             ("cors_origins", "example.com", "GUILDHALL_CORS_ORIGINS"),
             ("log_format", "xml", "GUILDHALL_LOG_FORMAT"),
             ("no_such_key", "1", "GUILDHALL_NO_SUCH_KEY"),
+            ("s3_bucket", "b", "GUILDHALL_MEDIA_CALLBACK_SECRET"),
+            (
+                "media_allowed_types",
+                "image",
+                "GUILDHALL_MEDIA_ALLOWED_TYPES",
+            ),
+            (
+                "media_upload_url_ttl_s",
+                "901",
+                "GUILDHALL_MEDIA_UPLOAD_URL_TTL_S",
+            ),
+            (
+                "media_abandon_after_s",
+                "10",
+                "GUILDHALL_MEDIA_ABANDON_AFTER_S",
+            ),
         ];
         for (key, value, setting) in cases {
             let mut raw = base();

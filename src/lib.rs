@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod media;
 pub mod messages;
 pub mod openapi;
 pub mod ops;

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
-use crate::{calendar, communities, identity, messages, ops, permissions, polls, realtime};
+use crate::{calendar, communities, identity, media, messages, ops, permissions, polls, realtime};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::{calendar, communities, identity, messages, ops, permissions, polls, 
         (name = "messages", description = "Messages, history, reactions, read markers, unread counts, search"),
         (name = "polls", description = "Polls and surveys in rooms: votes, live tallies, anonymous ballots, results, CSV export"),
         (name = "calendar", description = "Recurring events (RFC 5545), occurrences, exceptions, splits, RSVPs, iCalendar feed"),
+        (name = "media", description = "Presigned uploads to S3, processing by the media Lambda, attachments with short-lived download URLs"),
         (name = "realtime", description = "The WebSocket gateway (protocol in PROTOCOL.md)"),
         (name = "permissions", description = "Roles, grants, overrides, explain, what-if, audit log"),
         (name = "operations", description = "Health, readiness, metrics"),
@@ -60,6 +61,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(polls::router())
         .merge(calendar::router())
+        .merge(media::router())
         .merge(realtime::router())
 }
 

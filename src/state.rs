@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Config;
 use crate::identity::{Passwords, TokenService};
+use crate::media::Media;
 use crate::messages::Writer;
 use crate::ops::Metrics;
 use crate::permissions::Permissions;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Ballot key and live-update coalescing of polls and surveys.
     pub polls: Arc<Polls>,
+    /// S3 and Lambda clients (none without S3 configured).
+    pub media: Arc<Media>,
     /// What the gateway asks of the features (messaging implements it).
     pub hooks: Arc<dyn Hooks>,
     /// Cancelled when the app stops; background tasks and sessions watch it.

@@ -13,7 +13,7 @@ pub enum Invocation {
     S3(S3Event),
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DirectInvocation {
     pub attachment_id: Uuid,
     pub bucket: String,

@@ -11,6 +11,7 @@ mod m20261201_000004_permissions;
 mod m20261201_000005_messages;
 mod m20261202_000006_polls;
 mod m20261202_000007_calendar;
+mod m20261202_000008_media;
 
 /// `MigrationTrait` for a migration that is two SQL scripts, `up` and `down`.
 #[macro_export]
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_messages::Migration),
             Box::new(m20261202_000006_polls::Migration),
             Box::new(m20261202_000007_calendar::Migration),
+            Box::new(m20261202_000008_media::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use super::repo;
 use super::service::{self, SendInput};
 use crate::error::AppError;
 use crate::permissions::{Perm, perm};
-use crate::realtime::{Hooks, RoomAccess};
+use crate::realtime::{Hooks, RoomAccess, SendFrame};
 use crate::state::AppState;
 
 /// Built once at start-up around a handle that is filled in after the state exists.
@@ -111,24 +111,21 @@ impl Hooks for GatewayHooks {
         Ok(frames)
     }
 
-    async fn send(
-        &self,
-        user: Uuid,
-        room: Uuid,
-        client_msg_id: String,
-        content: String,
-        reply_to: Option<Uuid>,
-    ) -> Result<serde_json::Value, AppError> {
+    async fn send(&self, user: Uuid, frame: SendFrame) -> Result<serde_json::Value, AppError> {
         let state = self.state()?;
         let proof = state
             .permissions
-            .require_kind::<perm::SendMessages>(user, room, crate::permissions::ScopeKind::Room)
+            .require_kind::<perm::SendMessages>(
+                user,
+                frame.room_id,
+                crate::permissions::ScopeKind::Room,
+            )
             .await?;
         let input = SendInput {
-            content,
-            client_msg_id: Some(client_msg_id),
-            reply_to,
-            attachment_ids: Vec::new(),
+            content: frame.content,
+            client_msg_id: Some(frame.client_msg_id),
+            reply_to: frame.reply_to,
+            attachment_ids: frame.attachment_ids,
         };
         let message = service::send(state, &proof, input).await?;
         serde_json::to_value(&message).map_err(|e| AppError::Internal(e.into()))

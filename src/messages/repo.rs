@@ -66,6 +66,8 @@ pub struct NewMessage {
     pub reply_to: Option<Uuid>,
     pub client_msg_id: Option<String>,
     pub mentions: Vec<Uuid>,
+    /// What it stores of each attachment (`media::service::for_message`).
+    pub attachments: serde_json::Value,
     /// The poll or survey this message carries into the timeline.
     pub poll_id: Option<Uuid>,
     pub survey_id: Option<Uuid>,
@@ -100,16 +102,16 @@ pub async fn insert_batch(
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "INSERT INTO messages (id, room_id, sender_id, content, reply_to, client_msg_id, mentions, poll_id, survey_id) VALUES ",
+        "INSERT INTO messages (id, room_id, sender_id, content, reply_to, client_msg_id, mentions, attachments, poll_id, survey_id) VALUES ",
     );
-    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 9);
+    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 10);
     for (i, m) in batch.iter().enumerate() {
-        let n = i * 9;
+        let n = i * 10;
         if i > 0 {
             sql.push(',');
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}::uuid[], ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}::uuid[], ${}, ${}, ${})",
             n + 1,
             n + 2,
             n + 3,
@@ -118,7 +120,8 @@ pub async fn insert_batch(
             n + 6,
             n + 7,
             n + 8,
-            n + 9
+            n + 9,
+            n + 10
         ));
         values.extend([
             m.id.into(),
@@ -128,6 +131,7 @@ pub async fn insert_batch(
             m.reply_to.into(),
             m.client_msg_id.clone().into(),
             m.mentions.clone().into(),
+            m.attachments.clone().into(),
             m.poll_id.into(),
             m.survey_id.into(),
         ]);

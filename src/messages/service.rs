@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::events::{MessageEvent, MessageView};
 use super::repo::{self, NewMessage};
-use crate::error::{AppError, FieldError};
-use crate::identity;
+use crate::error::AppError;
 use crate::permissions::{Authorized, Perm, perm};
 use crate::realtime::Audience;
 use crate::state::AppState;
+use crate::{identity, media};
 
 pub struct SendInput {
     pub content: String,
@@ -44,12 +44,8 @@ pub async fn send(
     check_content(state, &input.content)?;
     let room = auth.scope().id;
     check_client_msg_id(input.client_msg_id.as_deref())?;
-    if !input.attachment_ids.is_empty() {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "attachment_ids",
-            "no such attachment in this room",
-        )]));
-    }
+    let attachments =
+        media::service::for_message(state, room, auth.user(), &input.attachment_ids).await?;
     if let Some(reply_to) = input.reply_to
         && repo::message(&state.db, room, reply_to).await?.is_none()
     {
@@ -64,6 +60,7 @@ pub async fn send(
         reply_to: input.reply_to,
         client_msg_id: input.client_msg_id,
         mentions,
+        attachments,
         poll_id: None,
         survey_id: None,
     };
@@ -110,6 +107,7 @@ pub async fn post_carrier(
         reply_to: None,
         client_msg_id,
         mentions,
+        attachments: serde_json::json!([]),
         poll_id,
         survey_id,
     };

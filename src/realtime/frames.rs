@@ -9,29 +9,25 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    Subscribe {
-        room_ids: Vec<Uuid>,
-    },
-    Unsubscribe {
-        room_ids: Vec<Uuid>,
-    },
-    Send {
-        room_id: Uuid,
-        client_msg_id: String,
-        content: String,
-        reply_to: Option<Uuid>,
-    },
-    Typing {
-        room_id: Uuid,
-    },
-    Read {
-        room_id: Uuid,
-        seq: i64,
-    },
-    Resume {
-        positions: HashMap<Uuid, i64>,
-    },
+    Subscribe { room_ids: Vec<Uuid> },
+    Unsubscribe { room_ids: Vec<Uuid> },
+    Send(SendFrame),
+    Typing { room_id: Uuid },
+    Read { room_id: Uuid, seq: i64 },
+    Resume { positions: HashMap<Uuid, i64> },
     Heartbeat,
+}
+
+/// A message to post; acked once durable.
+#[derive(Debug, Deserialize)]
+pub struct SendFrame {
+    pub room_id: Uuid,
+    pub client_msg_id: String,
+    pub content: String,
+    pub reply_to: Option<Uuid>,
+    /// Ready attachments the sender uploaded into this room.
+    #[serde(default)]
+    pub attachment_ids: Vec<Uuid>,
 }
 
 /// Server -> client frames the gateway itself writes (feature events arrive pre-serialized).

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::frames::SendFrame;
 use crate::error::AppError;
 
 /// A room the session may follow, with the facts to re-check it cheaply.
@@ -30,14 +31,7 @@ pub trait Hooks: Send + Sync {
         limit: u64,
     ) -> Result<Vec<(i64, String)>, AppError>;
     /// A `send` frame: the stored message's JSON (the ack's payload).
-    async fn send(
-        &self,
-        user: Uuid,
-        room: Uuid,
-        client_msg_id: String,
-        content: String,
-        reply_to: Option<Uuid>,
-    ) -> Result<serde_json::Value, AppError>;
+    async fn send(&self, user: Uuid, frame: SendFrame) -> Result<serde_json::Value, AppError>;
     /// A `read` frame.
     async fn read(&self, user: Uuid, room: Uuid, seq: i64) -> Result<(), AppError>;
     /// Communities the user is a member of (presence audience).

@@ -19,6 +19,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use bus::{Audience, Bus, Envelope};
+pub use frames::SendFrame;
 pub use gateway::Gateway;
 pub use hooks::{Hooks, PolicyEpoch, RoomAccess};
 pub use presence::Presence;

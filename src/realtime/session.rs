@@ -229,15 +229,11 @@ async fn handle_frame(
                 room_ids: &room_ids,
             }));
         }
-        ClientFrame::Send {
-            room_id,
-            client_msg_id,
-            content,
-            reply_to,
-        } => {
+        ClientFrame::Send(send) => {
             let (hooks, tx, user) = (deps.hooks.clone(), tx.clone(), handle.user);
+            let client_msg_id = send.client_msg_id.clone();
             sends.spawn(async move {
-                let frame = match hooks.send(user, room_id, client_msg_id.clone(), content, reply_to).await {
+                let frame = match hooks.send(user, send).await {
                     Ok(message) => {
                         let ack = serde_json::json!({"type": "ack", "client_msg_id": client_msg_id, "message": message});
                         Utf8Bytes::from(ack.to_string())

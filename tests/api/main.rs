@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod ics_feed;
 mod jwt;
+mod media;
 mod messages;
 mod ops;
 mod permission_model;

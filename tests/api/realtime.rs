@@ -126,7 +126,7 @@ pub(crate) async fn community_of(app: &TestApp, user: &Session, room: &str) -> S
 
 /// A private (invite-only) community with one room; `alice` owns it, `bob` accepted an invite.
 /// Returns (alice, bob, community_id, room_id).
-async fn private_room_with_two(app: &TestApp) -> (Session, Session, String, String) {
+pub(crate) async fn private_room_with_two(app: &TestApp) -> (Session, Session, String, String) {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let community = app
