@@ -9,6 +9,18 @@ COPY . .
 RUN cargo build --release --locked --bin guildhall \
  && install -m 0755 /src/target/release/guildhall /usr/local/bin/guildhall
 
+# The media worker behind `cargo lambda watch`, a local Lambda invoke API (docker-compose's
+# media-lambda). In AWS, deploy lambda/ with `cargo lambda build --release` + `cargo lambda deploy`.
+FROM builder AS media-lambda
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-pip \
+ && rm -rf /var/lib/apt/lists/* \
+ && pip install --break-system-packages cargo-lambda \
+ && cargo build --locked --manifest-path lambda/Cargo.toml --bin guildhall-media
+WORKDIR /src/lambda
+EXPOSE 9000
+CMD ["cargo", "lambda", "watch", "--ignore-changes", "-A", "0.0.0.0", "-P", "9000"]
+
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \

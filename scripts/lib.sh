@@ -17,6 +17,7 @@
 #   6. redis               ensure_redis
 #   7. rust                ensure_rust, ensure_cargo_install
 #   8. docker-compose      ensure_docker_compose
+#   9. media               ensure_s3s_fs, ensure_cargo_lambda, start_local_media
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   echo "scripts/lib.sh is a library: source it from a script" >&2
@@ -87,9 +88,15 @@ step() {
   _GH_STEP=""
 }
 
+# Commands run when the script exits (background services started for this run).
+GH_CLEANUP=()
+
 # Set GH_PRINT_TOTAL=1 to print the total wall time when the script exits.
 _gh_on_exit() {
-  local rc=$?
+  local rc=$? cmd
+  for cmd in "${GH_CLEANUP[@]}"; do
+    eval "$cmd" || true
+  done
   if [[ -n "$_GH_STEP" && $rc -ne 0 ]]; then
     printf '!!! [%s] FAILED (exit %d) after %s\n' "$_GH_STEP" "$rc" "$(_gh_elapsed "$_GH_STEP_START")" >&2
   fi
@@ -422,4 +429,111 @@ ensure_docker_compose() {
   else
     warn "docker-compose: could not be installed with apt; skipping compose checks"
   fi
+}
+
+# --------------------------------------------------------------------------
+# 9. media: an S3-compatible server (s3s-fs) and the media Lambda behind a
+#    local Lambda invoke API (cargo lambda watch), as the app talks to in AWS.
+# --------------------------------------------------------------------------
+GH_S3S_VERSION="${GH_S3S_VERSION:-0.14.1}" # later versions need a newer rustc
+GH_MEDIA_KEY="${GH_MEDIA_KEY:-guildhall}"
+GH_MEDIA_SECRET_KEY="${GH_MEDIA_SECRET_KEY:-guildhall-local-s3-secret}"
+
+ensure_s3s_fs() {
+  ensure_cargo_install s3s-fs s3s-fs --version "$GH_S3S_VERSION" --features binary
+}
+
+_gh_local_bin_path() {
+  local user_bin
+  user_bin="$(python3 -m site --user-base 2>/dev/null)/bin"
+  if [[ -d "$user_bin" && ":$PATH:" != *":$user_bin:"* ]]; then
+    export PATH="$user_bin:$PATH"
+  fi
+}
+
+# cargo-lambda from PyPI: a prebuilt binary, installed in seconds.
+ensure_cargo_lambda() {
+  _gh_cargo_path
+  _gh_local_bin_path
+  if cargo lambda --version >/dev/null 2>&1; then
+    log "==> cargo-lambda: already installed ($(cargo lambda --version 2>/dev/null | head -1))"
+    return 0
+  fi
+  python3 -m pip --version >/dev/null 2>&1 || ensure_apt_packages python3 python3-pip
+  local user=(--user)
+  python3 -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' && user=()
+  log "==> cargo-lambda: pip install ${user[*]:+${user[*]} }cargo-lambda"
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet "${user[@]}" cargo-lambda
+  _gh_local_bin_path
+  cargo lambda --version >/dev/null 2>&1 || die "cargo-lambda: installed but 'cargo lambda' does not run"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# _gh_spawn LOG cmd...: start cmd in its own session (so its whole process tree can be
+# stopped) and print its pid.
+_gh_spawn() {
+  local logfile="$1"
+  shift
+  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  echo $!
+}
+
+# start_local_media MODE DATA_DIR: s3s-fs and the media Lambda on 127.0.0.1.
+#   MODE=test   random ports, stopped when the script exits
+#   MODE=up     GH_S3_PORT (9311) and GH_LAMBDA_PORT (9310), reused if already listening,
+#               left running with the server
+# Exports GH_S3_ENDPOINT, GH_LAMBDA_ENDPOINT, GH_MEDIA_CALLBACK_SECRET (must be set before),
+# and the AWS credentials both sides use.
+start_local_media() {
+  local mode="$1" data="$2" s3_port lambda_port
+  [[ -n "${GH_MEDIA_CALLBACK_SECRET:-}" ]] || die "media: GH_MEDIA_CALLBACK_SECRET is not set"
+  ensure_s3s_fs
+  ensure_cargo_lambda
+  mkdir -p "$data"
+  if [[ "$mode" == test ]]; then
+    s3_port="$(free_port)" lambda_port="$(free_port)"
+  else
+    s3_port="${GH_S3_PORT:-9311}" lambda_port="${GH_LAMBDA_PORT:-9310}"
+  fi
+  export AWS_ACCESS_KEY_ID="$GH_MEDIA_KEY" AWS_SECRET_ACCESS_KEY="$GH_MEDIA_SECRET_KEY"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  export GH_S3_ENDPOINT="http://127.0.0.1:$s3_port" GH_LAMBDA_ENDPOINT="http://127.0.0.1:$lambda_port"
+
+  if port_open 127.0.0.1 "$s3_port"; then
+    log "==> s3s-fs: something already listens on $s3_port, using it"
+  else
+    local pid
+    pid="$(_gh_spawn "$data.s3s-fs.log" s3s-fs --host 127.0.0.1 --port "$s3_port" \
+      --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" "$data")"
+    [[ "$mode" == test ]] && GH_CLEANUP+=("kill -- -$pid 2>/dev/null")
+    wait_until 20 s3s-fs port_open 127.0.0.1 "$s3_port"
+    log "==> s3s-fs: serving $data on $GH_S3_ENDPOINT (log $data.s3s-fs.log)"
+  fi
+
+  if port_open 127.0.0.1 "$lambda_port"; then
+    log "==> media lambda: something already listens on $lambda_port, using it"
+    return 0
+  fi
+  # Built the way `cargo lambda watch` runs it (this package's features alone), so its first
+  # invocation finds the binary up to date instead of compiling for minutes.
+  log "==> media lambda: building guildhall-media"
+  cargo build --quiet --manifest-path "$GH_ROOT/lambda/Cargo.toml" --bin guildhall-media
+  local envfile="$data.lambda.env" pid
+  (umask 077 && cat >"$envfile" <<ENV
+GUILDHALL_S3_ENDPOINT=$GH_S3_ENDPOINT
+GUILDHALL_S3_REGION=$AWS_REGION
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+GUILDHALL_MEDIA_CALLBACK_SECRET=$GH_MEDIA_CALLBACK_SECRET
+RUST_LOG=info
+ENV
+  )
+  pid="$(cd "$GH_ROOT/lambda" && _gh_spawn "$data.lambda.log" cargo lambda watch --ignore-changes \
+    --concurrency 2 -A 127.0.0.1 -P "$lambda_port" --env-file "$envfile")"
+  [[ "$mode" == test ]] && GH_CLEANUP+=("kill -- -$pid 2>/dev/null")
+  wait_until 60 "media lambda" port_open 127.0.0.1 "$lambda_port"
+  log "==> media lambda: invoke API on $GH_LAMBDA_ENDPOINT (log $data.lambda.log)"
 }

@@ -178,7 +178,8 @@ async fn build_state(
         redis.clone().map(|r| (r, config.redis_prefix.clone())),
     );
     let polls = Arc::new(Polls::new(config.ballot_secret.expose(), tasks.clone()));
-    let media = Arc::new(Media::new(&config.media, bound).await);
+    // Boxed: the AWS config loader is a large future.
+    let media = Arc::new(Box::pin(Media::new(&config.media, bound)).await);
     let state = AppState {
         tokens: Arc::new(TokenService::new(&config.jwt)),
         passwords: Passwords::new().await?,

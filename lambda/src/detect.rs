@@ -56,6 +56,7 @@ impl Detected {
         })
     }
 
+    #[cfg(feature = "worker")]
     pub(crate) fn image_format(self) -> Option<image::ImageFormat> {
         Some(match self {
             Self::Png => image::ImageFormat::Png,

@@ -50,6 +50,7 @@ fn megapixels(width: u32, height: u32) -> f64 {
 }
 
 impl MediaError {
+    #[cfg(feature = "worker")]
     /// Maps a decoder error: a tripped `image::Limits` is a refusal of its own kind, anything
     /// else is a broken file.
     pub(crate) fn decode(err: &image::ImageError) -> Self {
@@ -59,6 +60,7 @@ impl MediaError {
         }
     }
 
+    #[cfg(feature = "worker")]
     pub(crate) fn encode(err: &image::ImageError) -> Self {
         Self::Encode(err.to_string())
     }

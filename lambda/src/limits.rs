@@ -29,6 +29,7 @@ impl Default for Limits {
 }
 
 impl Limits {
+    #[cfg(feature = "worker")]
     /// The decoder-side limits: dimensions and the allocation budget.
     pub(crate) fn for_decoder(&self) -> image::Limits {
         let mut limits = image::Limits::default();
@@ -38,6 +39,7 @@ impl Limits {
         limits
     }
 
+    #[cfg(feature = "worker")]
     /// Only the allocation budget, for reading the header: with the dimension limits set, the
     /// decoder would refuse a pixel bomb itself, with a vaguer message than ours.
     pub(crate) fn for_header(&self) -> image::Limits {

@@ -120,7 +120,13 @@ impl Storage {
             .await
         {
             Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::head_object::HeadObjectError::is_not_found,
+                ) =>
+            {
+                Ok(None)
+            }
             Err(err) => Err(anyhow::Error::new(err).context("S3 HeadObject")),
         }
     }

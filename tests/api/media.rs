@@ -96,7 +96,13 @@ impl MediaApp {
             .await
         {
             Ok(object) => Some(object.body.collect().await.unwrap().into_bytes().to_vec()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key,
+                ) =>
+            {
+                None
+            }
             Err(err) => panic!("GetObject {key}: {err:?}"),
         }
     }
@@ -867,6 +873,46 @@ async fn ready_upload(media: &MediaApp, user: &Session, room: &str) -> String {
         ))
         .await;
     id
+}
+
+/// Deleting a room takes its attachments' objects with it (the delete trigger queues them).
+#[tokio::test]
+async fn deleting_a_room_deletes_its_objects() {
+    let media = media_app().await;
+    let app = &media.app;
+    let (alice, _bob, room) = room_with_two(app).await;
+    ready_upload(&media, &alice, &room).await;
+    let pending = ticket(app, &alice, &room, "p.txt", "text/plain", 3).await;
+    assert!(
+        put(app, &pending, b"abc".to_vec())
+            .await
+            .status()
+            .is_success()
+    );
+    assert_eq!(media.keys().await.len(), 2);
+    let deleted = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/rooms/{room}"),
+            Some(&alice.access_token),
+            None,
+        )
+        .await;
+    assert!(
+        deleted.status().is_success(),
+        "delete room: {}",
+        deleted.status()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !media.keys().await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left: {:?}",
+            media.keys().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    media.app.stop().await;
 }
 
 #[tokio::test]
