@@ -122,6 +122,22 @@ impl MediaApp {
             .collect()
     }
 
+    /// Waits (20 s bound) until the sweeper has deleted every object of the bucket.
+    async fn wait_until_empty(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let keys = self.keys().await;
+            if keys.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "objects left: {keys:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn sql(&self, sql: &str) {
         let db = self.app.db().await;
         db.execute_unprepared(sql).await.unwrap();
@@ -414,15 +430,7 @@ async fn a_fake_png_fails_and_its_object_is_deleted() {
     let body = assert_problem(sent, 422, "validation_failed").await;
     assert_eq!(problem_fields(&body), ["attachment_ids"]);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !media.keys().await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "objects left: {:?}",
-            media.keys().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    media.wait_until_empty().await;
     media.app.stop().await;
 }
 
@@ -903,15 +911,7 @@ async fn deleting_a_room_deletes_its_objects() {
         "delete room: {}",
         deleted.status()
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !media.keys().await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "left: {:?}",
-            media.keys().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    media.wait_until_empty().await;
     media.app.stop().await;
 }
 
