@@ -246,14 +246,7 @@ pub async fn attachment_for(
 ) -> Result<AttachmentView, AppError> {
     storage(state)?;
     let row = repo::get(&state.db, id).await?.ok_or(AppError::NotFound)?;
-    state
-        .permissions
-        .require_kind::<perm::ReadHistory>(user, row.room_id, ScopeKind::Room)
-        .await
-        .map_err(|err| match err {
-            AppError::Forbidden(_) => AppError::NotFound,
-            other => other,
-        })?;
+    state.permissions.room_reader(user, row.room_id).await?;
     view(state, row, true).await
 }
 

@@ -278,6 +278,21 @@ impl Permissions {
         self.require_at(user, scope).await
     }
 
+    /// Proof the user may read the room's messages, for things that live in a room (polls,
+    /// attachments): one in a room they cannot read is a 404, like the room itself.
+    pub async fn room_reader(
+        &self,
+        user: Uuid,
+        room: Uuid,
+    ) -> Result<Authorized<perm::ReadHistory>, AppError> {
+        self.require_kind::<perm::ReadHistory>(user, room, ScopeKind::Room)
+            .await
+            .map_err(|err| match err {
+                AppError::Forbidden(_) => AppError::NotFound,
+                other => other,
+            })
+    }
+
     /// `require`, also checking the id names a scope of the kind the URL says (else 404).
     /// A DM counts as a room.
     pub async fn require_kind<P: Permission>(

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, FieldError};
 use crate::messages::service::{NewCarrier, post_carrier};
-use crate::permissions::{Authorized, Perm, ScopeKind, perm};
+use crate::permissions::{Authorized, Perm, perm};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy)]
@@ -25,23 +25,6 @@ impl Kind {
 
 fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
-/// Proof the user may read the room a poll or survey is in; one in a room they cannot read is
-/// a 404, like the room itself.
-pub async fn room_reader(
-    state: &AppState,
-    user: Uuid,
-    room: Uuid,
-) -> Result<Authorized<perm::ReadHistory>, AppError> {
-    state
-        .permissions
-        .require_kind::<perm::ReadHistory>(user, room, ScopeKind::Room)
-        .await
-        .map_err(|err| match err {
-            AppError::Forbidden(_) => AppError::NotFound,
-            other => other,
-        })
 }
 
 /// Its creator and holders of manage_messages see results at any time and may close it.

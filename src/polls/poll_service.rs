@@ -158,7 +158,7 @@ async fn readable(
     let row = poll_repo::poll(&state.db, poll_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let auth = lifecycle::room_reader(state, user, row.room_id).await?;
+    let auth = state.permissions.room_reader(user, row.room_id).await?;
     Ok((row, auth))
 }
 
