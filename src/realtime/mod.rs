@@ -29,6 +29,9 @@ use crate::error::{AppError, Problem};
 use crate::identity::{AuthUser, TokenService};
 use crate::state::AppState;
 
+/// Per-connection socket read buffer.
+const READ_BUFFER_BYTES: usize = 4096;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(connect))
 }
@@ -75,6 +78,9 @@ pub async fn connect(
     let max = deps.config.ws_max_frame_bytes;
     let tasks = deps.gateway.tasks.clone();
     Ok(upgrade
+        // tungstenite reads into a buffer of this size per connection (128 KiB by default);
+        // client frames are small, and larger ones still arrive over several reads.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {

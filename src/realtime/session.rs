@@ -21,7 +21,9 @@ use crate::config::MessagingConfig;
 
 const TYPING_TTL_MS: u64 = 5_000;
 const TYPING_MIN_INTERVAL: Duration = Duration::from_millis(1_000);
-const EPOCH_CHECK: Duration = Duration::from_millis(200);
+/// Idle sessions re-check access this often (room events re-check on delivery anyway); the
+/// contract's bound for a policy change to reach open sessions is 1 s.
+const EPOCH_CHECK: Duration = Duration::from_millis(500);
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Live room frames wait this long after `ready` for a `resume`, so replays come first.
 const RESUME_HOLD: Duration = Duration::from_millis(300);
@@ -313,7 +315,12 @@ struct Writer {
     handle: Arc<SessionHandle>,
     deps: Deps,
     epoch_seen: u64,
+    /// Frames written to the socket buffer since the last flush.
+    unflushed: usize,
 }
+
+/// Flush at least this often under continuous traffic, so a busy outbox cannot hold frames back.
+const FLUSH_EVERY: usize = 64;
 
 /// Until `ready` is out, what arrives is kept in order (start-up takes milliseconds, so this
 /// stays small); `None` when the session could not start (the client gets close 1011).
@@ -351,6 +358,7 @@ async fn write_loop(
         handle: handle.clone(),
         deps: deps.clone(),
         epoch_seen,
+        unflushed: 0,
     };
     let Some(early) = await_ready(&mut writer, &mut rx, ready).await else {
         handle.kill.cancel();
@@ -365,20 +373,24 @@ async fn write_loop(
     let hold = tokio::time::sleep(RESUME_HOLD);
     tokio::pin!(hold);
     let mut held: Option<Vec<(Arc<super::bus::Envelope>, Utf8Bytes)>> = Some(Vec::new());
+    // Made once: a fresh `cancelled()` per loop turn would lock the token's tree each time.
+    let killed = handle.kill.cancelled();
+    let shutdown = deps.shutdown.cancelled();
+    tokio::pin!(killed, shutdown);
     loop {
         let out = if let Some(out) = early.next() {
             Some(out)
         } else {
             tokio::select! {
             biased;
-            () = handle.kill.cancelled() => {
+            () = &mut killed => {
                 if handle.slow.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = writer.send(error_frame("slow_consumer", "the connection could not keep up; resume to catch up", None)).await;
                     writer.close(1008, "slow consumer").await;
                 }
                 break;
             }
-            () = deps.shutdown.cancelled() => { writer.close(1001, "server shutting down").await; break }
+            () = &mut shutdown => { writer.close(1001, "server shutting down").await; break }
             () = &mut expiry => {
                 let _ = writer.send(error_frame("unauthorized", "access token expired", None)).await;
                 writer.close(1008, "token expired").await;
@@ -390,7 +402,30 @@ async fn write_loop(
             }
         };
         let Some(out) = out else { break };
-        let keep_going = match out {
+        let mut keep_going = writer.dispatch(&mut held, out).await;
+        // What else is already queued goes out in the same write, without another select.
+        let mut batch = 1;
+        while keep_going && batch < FLUSH_EVERY && early.len() == 0 {
+            let Ok(out) = rx.try_recv() else { break };
+            keep_going = writer.dispatch(&mut held, out).await;
+            batch += 1;
+        }
+        let idle = rx.is_empty() && early.len() == 0;
+        if !keep_going || (idle && !writer.flush().await) {
+            break;
+        }
+    }
+    handle.kill.cancel();
+}
+
+impl Writer {
+    /// One outbox item; false when the session should end.
+    async fn dispatch(
+        &mut self,
+        held: &mut Option<Vec<(Arc<super::bus::Envelope>, Utf8Bytes)>>,
+        out: Out,
+    ) -> bool {
+        match out {
             Out::Event(envelope, frame)
                 if held.is_some() && matches!(envelope.audience, Audience::Room(_)) =>
             {
@@ -400,28 +435,36 @@ async fn write_loop(
             Out::Release => {
                 let mut ok = true;
                 for (envelope, frame) in held.take().unwrap_or_default() {
-                    ok = ok && writer.event(&envelope, frame).await;
+                    ok = ok && self.event(&envelope, frame).await;
                 }
                 ok
             }
-            Out::Event(envelope, frame) => writer.event(&envelope, frame).await,
-            Out::Frame(frame) => writer.send(frame).await,
-            Out::Resume(room) => writer.resume(room).await,
+            Out::Event(envelope, frame) => self.event(&envelope, frame).await,
+            Out::Frame(frame) => self.send(frame).await,
+            Out::Resume(room) => self.resume(room).await,
             Out::Close(code, reason) => {
-                writer.close(code, reason).await;
+                self.close(code, reason).await;
                 false
             }
-        };
-        if !keep_going {
-            break;
         }
     }
-    handle.kill.cancel();
-}
 
-impl Writer {
+    /// Queues the frame in the socket's write buffer; `flush` (or `FLUSH_EVERY`) writes it.
     async fn send(&mut self, frame: Utf8Bytes) -> bool {
-        self.sink.send(Message::Text(frame)).await.is_ok()
+        if self.sink.feed(Message::Text(frame)).await.is_err() {
+            return false;
+        }
+        self.unflushed += 1;
+        self.unflushed < FLUSH_EVERY || self.flush().await
+    }
+
+    /// Writes what `send` queued; true when there was nothing to write or it was written.
+    async fn flush(&mut self) -> bool {
+        if self.unflushed == 0 {
+            return true;
+        }
+        self.unflushed = 0;
+        self.sink.flush().await.is_ok()
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
@@ -485,15 +528,17 @@ impl Writer {
             return self.send(frame).await;
         };
         self.revalidate().await;
-        let Some(position) = self
-            .handle
-            .rooms
-            .lock()
-            .expect("session rooms")
-            .get(&room)
-            .copied()
-        else {
-            return true;
+        // One lock: read the position and, for the next frame in order, advance it.
+        let position = {
+            let mut rooms = self.handle.rooms.lock().expect("session rooms");
+            let Some(position) = rooms.get_mut(&room) else {
+                return true;
+            };
+            let current = *position;
+            if envelope.seq == Some(current + 1) {
+                *position = current + 1;
+            }
+            current
         };
         let Some(seq) = envelope.seq else {
             return self.send(frame).await;
@@ -501,10 +546,12 @@ impl Writer {
         if seq <= position {
             return true;
         }
-        if seq > position + 1 && !self.fill(room, position, seq - 1).await {
-            return false;
+        if seq > position + 1 {
+            if !self.fill(room, position, seq - 1).await {
+                return false;
+            }
+            self.set_position(room, seq);
         }
-        self.set_position(room, seq);
         let sent = self.send(frame).await;
         let lag_ms = super::bus::now_ms().saturating_sub(envelope.at_ms);
         self.deps
