@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::{PASSWORD, REGISTER_CONCURRENCY};
-use futures::stream::{self};
 use futures::StreamExt;
+use futures::stream::{self};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

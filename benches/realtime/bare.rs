@@ -103,6 +103,8 @@ type Stream = SplitStream<WebSocketStream<TcpStream>>;
 
 async fn session(stream: TcpStream, id: u64, rooms: Rooms) {
     let mut wanted = Vec::new();
+    // The error type is tungstenite's `Callback` signature, not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
         if request.uri().path() != "/v1/ws" {
             let mut refusal = ErrorResponse::new(None);
@@ -115,7 +117,8 @@ async fn session(stream: TcpStream, id: u64, rooms: Rooms) {
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+    let Ok(ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
     else {
         return;
     };
@@ -129,7 +132,13 @@ async fn session(stream: TcpStream, id: u64, rooms: Rooms) {
     );
     let _ = outbox.try_send(ready.into());
     let writer = tokio::spawn(write_loop(sink, queue, kill.clone()));
-    let mut conn = Conn { id, rooms, outbox, kill, followed: HashSet::new() };
+    let mut conn = Conn {
+        id,
+        rooms,
+        outbox,
+        kill,
+        followed: HashSet::new(),
+    };
     conn.subscribe(&wanted);
     conn.read_loop(stream).await;
     let all: Vec<Uuid> = conn.followed.iter().copied().collect();
@@ -210,8 +219,15 @@ impl Conn {
 
     fn subscribe(&mut self, ids: &[Uuid]) {
         for &id in ids {
-            let subscriber = Subscriber { outbox: self.outbox.clone(), kill: self.kill.clone() };
-            room(&self.rooms, id).lock().expect("room").subscribers.insert(self.id, subscriber);
+            let subscriber = Subscriber {
+                outbox: self.outbox.clone(),
+                kill: self.kill.clone(),
+            };
+            room(&self.rooms, id)
+                .lock()
+                .expect("room")
+                .subscribers
+                .insert(self.id, subscriber);
             self.followed.insert(id);
         }
     }
@@ -219,7 +235,11 @@ impl Conn {
     fn unsubscribe(&mut self, ids: &[Uuid]) {
         for id in ids {
             if self.followed.remove(id) {
-                room(&self.rooms, *id).lock().expect("room").subscribers.remove(&self.id);
+                room(&self.rooms, *id)
+                    .lock()
+                    .expect("room")
+                    .subscribers
+                    .remove(&self.id);
             }
         }
     }
@@ -228,7 +248,9 @@ impl Conn {
     /// a room's messages in seq order; the frame is built once and its bytes shared.
     fn send(&self, frame: &Value) {
         let (Some(room_id), Some(content)) = (
-            frame["room_id"].as_str().and_then(|r| r.parse::<Uuid>().ok()),
+            frame["room_id"]
+                .as_str()
+                .and_then(|r| r.parse::<Uuid>().ok()),
             frame["content"].as_str(),
         ) else {
             return;
@@ -238,7 +260,10 @@ impl Conn {
         let room = room(&self.rooms, room_id);
         let mut room = room.lock().expect("room");
         room.seq += 1;
-        let message = format!(r#"{{"seq":{},"room_id":"{room_id}","content":{content}}}"#, room.seq);
+        let message = format!(
+            r#"{{"seq":{},"room_id":"{room_id}","content":{content}}}"#,
+            room.seq
+        );
         let created = Utf8Bytes::from(format!(
             r#"{{"type":"message.created","room_id":"{room_id}","message":{message}}}"#
         ));
@@ -249,7 +274,8 @@ impl Conn {
             }
             kept
         });
-        let ack = format!(r#"{{"type":"ack","client_msg_id":{client_msg_id},"message":{message}}}"#);
+        let ack =
+            format!(r#"{{"type":"ack","client_msg_id":{client_msg_id},"message":{message}}}"#);
         self.reply(ack.into());
     }
 
@@ -266,7 +292,13 @@ pub(crate) fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 

@@ -177,8 +177,8 @@ impl Setup {
                 (0..case.receivers_per_room).map(move |j| Receiver {
                     slot: Slot {
                         room_index,
-                        token: members[room_index * case.members_per_room
-                            + j % case.members_per_room]
+                        token: members
+                            [room_index * case.members_per_room + j % case.members_per_room]
                             .token
                             .clone(),
                         stats: Arc::default(),
@@ -343,7 +343,14 @@ async fn open_sender(
     let stats: Arc<Mutex<SendStats>> = Arc::default();
     let target = (room, room_index);
     let beat = heartbeat_of(&ready);
-    tokio::spawn(send_loop(sink, queue, target, beat, stats.clone(), stop.clone()));
+    tokio::spawn(send_loop(
+        sink,
+        queue,
+        target,
+        beat,
+        stats.clone(),
+        stop.clone(),
+    ));
     tokio::spawn(ack_loop(stream, stats.clone()));
     Sender {
         room,
@@ -375,7 +382,10 @@ struct Outcome {
 
 impl Outcome {
     fn added(&self) -> (i64, i64) {
-        (self.cross.p50 - self.same.p50, self.cross.p99 - self.same.p99)
+        (
+            self.cross.p50 - self.same.p50,
+            self.cross.p99 - self.same.p99,
+        )
     }
 
     /// The cross-node targets: added ≤ 0.3 ms at p50 and ≤ 1 ms at p99.
@@ -391,7 +401,10 @@ impl Outcome {
         [
             per(self.cpu_us[0], self.delivered[0]),
             per(self.cpu_us[1], self.delivered[1]),
-            per(self.cpu_us[0] + self.cpu_us[1], self.delivered[0] + self.delivered[1]),
+            per(
+                self.cpu_us[0] + self.cpu_us[1],
+                self.delivered[0] + self.delivered[1],
+            ),
         ]
     }
 }
@@ -451,7 +464,11 @@ fn case_json(case: &Case, o: &Outcome) -> Value {
     })
 }
 
-fn section(results: &[(&Case, Outcome)], warnings: &[(String, Vec<String>)], full: bool) -> Section {
+fn section(
+    results: &[(&Case, Outcome)],
+    warnings: &[(String, Vec<String>)],
+    full: bool,
+) -> Section {
     let mut md = String::from("### Two nodes through Redis\n\n");
     md.push_str(
         "One database, two `guildhall serve` nodes on one Redis (random key prefix); each room's \
@@ -473,7 +490,10 @@ fn section(results: &[(&Case, Outcome)], warnings: &[(String, Vec<String>)], ful
     for (case, o) in results {
         json.insert(case.label.to_owned(), case_json(case, o));
     }
-    let verdict = results.first().filter(|_| full).map(|(_, o)| o.within_target());
+    let verdict = results
+        .first()
+        .filter(|_| full)
+        .map(|(_, o)| o.within_target());
     json.insert("low_load_added_within_target".to_owned(), json!(verdict));
     json.insert("server_warnings".to_owned(), json!(warnings_of(warnings)));
     Section {
@@ -529,8 +549,12 @@ fn warnings_of(warnings: &[(String, Vec<String>)]) -> Vec<String> {
         .enumerate()
         .flat_map(|(i, (exit, notable))| {
             let exit = (!exit.contains("exit status: 0")).then(|| format!("node {} {exit}", i + 1));
-            exit.into_iter()
-                .chain(notable.iter().take(5).map(move |l| format!("node {}: {l}", i + 1)))
+            exit.into_iter().chain(
+                notable
+                    .iter()
+                    .take(5)
+                    .map(move |l| format!("node {}: {l}", i + 1)),
+            )
         })
         .collect()
 }

@@ -1,6 +1,5 @@
 //! Database (same steps as tests/api/helpers.rs: admin URL, fresh database, migrations).
 
-
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use uuid::Uuid;
 

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::db::{create_database, drop_database, show_setting};
-use crate::report::{counts, ms, per};
-use crate::{Scale, Section};
 use crate::api::{Account, Api};
+use crate::db::{create_database, drop_database, show_setting};
 use crate::report::Percentiles;
+use crate::report::{counts, ms, per};
 use crate::server::{CpuSnapshot, CpuUse, Server};
 use crate::ws::{Ws, connect, next_json, text_frame, unsubscribe_all};
+use crate::{Scale, Section};
 use futures::stream::{self};
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};

@@ -9,8 +9,8 @@ use crate::bare::Bare;
 use crate::report::{Percentiles, micros};
 use crate::server::{CpuSnapshot, CpuUse, Server};
 use crate::ws::{
-    Ws, connect, connect_bare, created_from_value, fanout_content, heartbeat_of, parse_content, parse_created,
-    text_frame, unsubscribe_all, uuids,
+    Ws, connect, connect_bare, created_from_value, fanout_content, heartbeat_of, parse_content,
+    parse_created, text_frame, unsubscribe_all, uuids,
 };
 use crate::{DRAIN_BOUND, now_ns};
 use futures::stream::{self, SplitSink, SplitStream};
@@ -183,12 +183,6 @@ pub(crate) struct Shape {
     pub(crate) receivers_per_room: usize,
 }
 
-impl Shape {
-    pub(crate) fn receivers(&self) -> usize {
-        self.rooms * self.receivers_per_room
-    }
-}
-
 // Fan-out: senders.
 
 #[derive(Debug, Default)]
@@ -332,9 +326,6 @@ pub(crate) struct Fanout {
     pub(crate) rooms: Vec<Uuid>,
     pub(crate) slots: Vec<Slot>,
     pub(crate) senders: Vec<Sender>,
-    pub(crate) users: usize,
-    pub(crate) register_time: Duration,
-    pub(crate) connect_time: Duration,
     pub(crate) stop: CancellationToken,
     pub(crate) next_run: u64,
 }
@@ -362,8 +353,6 @@ pub(crate) struct RateResult {
     /// Last delivery after the last send.
     pub(crate) tail: Duration,
     pub(crate) cpu: CpuUse,
-    pub(crate) mean_batch: f64,
-    pub(crate) mean_commit: Duration,
     pub(crate) slow_consumers: f64,
     pub(crate) sustained: bool,
 }
@@ -371,12 +360,14 @@ pub(crate) struct RateResult {
 impl Fanout {
     /// `label` keeps account names apart when several shapes share one server.
     pub(crate) async fn setup(target: Target<'_>, shape: Shape, label: &str) -> Self {
-        let started = Instant::now();
         let (rooms, owners, members) = match target {
             Target::Guildhall { api, .. } => guildhall_rooms(api, shape, label).await,
-            Target::Bare(_) => ((0..shape.rooms).map(|_| Uuid::new_v4()).collect(), vec![], vec![]),
+            Target::Bare(_) => (
+                (0..shape.rooms).map(|_| Uuid::new_v4()).collect(),
+                vec![],
+                vec![],
+            ),
         };
-        let register_time = started.elapsed();
         let stop = CancellationToken::new();
         let slots: Vec<Slot> = (0..shape.rooms)
             .flat_map(|room_index| {
@@ -390,24 +381,20 @@ impl Fanout {
                 })
             })
             .collect();
-        let connecting = Instant::now();
         stream::iter(&slots)
             .map(|slot| slot.open(target, rooms[slot.room_index], &stop))
             .buffer_unordered(32)
             .collect::<Vec<_>>()
             .await;
-        let connect_time = connecting.elapsed();
         let mut senders = Vec::with_capacity(shape.rooms);
         for (room_index, &room) in rooms.iter().enumerate() {
-            senders.push(open_sender(target, owners.get(room_index), room, room_index, &stop).await);
+            senders
+                .push(open_sender(target, owners.get(room_index), room, room_index, &stop).await);
         }
         Self {
             rooms,
             slots,
             senders,
-            users: owners.len() + members.len(),
-            register_time,
-            connect_time,
             stop,
             next_run: 1,
         }
@@ -429,7 +416,12 @@ impl Fanout {
         count
     }
 
-    pub(crate) async fn run(&mut self, target: Target<'_>, rate: u32, duration: Duration) -> RateResult {
+    pub(crate) async fn run(
+        &mut self,
+        target: Target<'_>,
+        rate: u32,
+        duration: Duration,
+    ) -> RateResult {
         let run = self.next_run;
         self.next_run += 1;
         for slot in &self.slots {
@@ -511,8 +503,6 @@ impl Fanout {
             max_behind: Duration::ZERO,
             tail: Duration::ZERO,
             cpu,
-            mean_batch: metrics_after.mean_batch_since(&metrics_before),
-            mean_commit: metrics_after.mean_commit_since(&metrics_before),
             slow_consumers: metrics_after.slow_consumers - metrics_before.slow_consumers,
             sustained: false,
         };
@@ -594,7 +584,11 @@ async fn guildhall_rooms(
     label: &str,
 ) -> (Vec<Uuid>, Vec<Account>, Vec<Account>) {
     let owners = api
-        .register_all((0..shape.rooms).map(|i| format!("{label}-owner-{i}")).collect())
+        .register_all(
+            (0..shape.rooms)
+                .map(|i| format!("{label}-owner-{i}"))
+                .collect(),
+        )
         .await;
     let members = api
         .register_all(

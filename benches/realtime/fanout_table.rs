@@ -145,6 +145,7 @@ fn problems(r: &RateResult) -> Vec<String> {
         (r.acked != r.sent).then(|| format!("sent {} acked {}", r.sent, r.acked)),
         (r.lost > 0).then(|| format!("{} lost", r.lost)),
         (r.extra > 0).then(|| format!("{} extra", r.extra)),
+        (r.slow_consumers > 0.0).then(|| format!("{} slow-consumer cut-offs", r.slow_consumers)),
         (r.disorder > 0).then(|| format!("{} out-of-order", r.disorder)),
         (disconnects > 0).then(|| format!("disconnects: {}", counts(&r.disconnects))),
         (r.send_rate < 0.97 * f64::from(r.target))

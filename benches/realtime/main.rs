@@ -132,7 +132,8 @@ fn selected() -> Vec<String> {
 async fn bounded(name: &str, full: bool) -> Section {
     let bound = if full { FULL.total } else { SMOKE.total };
     let started = Instant::now();
-    let outcome = tokio::time::timeout(bound, AssertUnwindSafe(scenario(name, full)).catch_unwind()).await;
+    let outcome =
+        tokio::time::timeout(bound, AssertUnwindSafe(scenario(name, full)).catch_unwind()).await;
     let mut section = match outcome {
         Ok(Ok(section)) => section,
         Ok(Err(panic)) if full => Section::failed(name, &panic_text(&panic)),

@@ -164,7 +164,11 @@ pub(crate) fn render(context: &Context, full: bool, sections: &[crate::Section])
         md,
         "| server | {} ({} profile), one child process per scenario, rate limits off |",
         context.server_binary,
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     let _ = writeln!(
         md,

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use crate::db::database_url;
 use crate::SECRET;
+use crate::db::database_url;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
@@ -152,8 +152,10 @@ impl CpuUse {
 /// The `guildhall` binary cargo built for this bench, or `GUILDHALL_BENCH_SERVER_BIN` (another
 /// build, e.g. the previous commit's, to compare against on the same machine).
 pub(crate) fn server_binary() -> PathBuf {
-    std::env::var_os("GUILDHALL_BENCH_SERVER_BIN")
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_guildhall")), PathBuf::from)
+    std::env::var_os("GUILDHALL_BENCH_SERVER_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_guildhall")),
+        PathBuf::from,
+    )
 }
 
 pub(crate) struct Server {
