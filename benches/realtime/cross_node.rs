@@ -8,19 +8,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::api::{Account, Api};
+use crate::api::Api;
 use crate::db::{create_database, drop_database};
-use crate::fanout::{Burst, SendStats, Sender, Slot, Target, ack_loop, send_loop};
+use crate::fanout::{Burst, Sender, Shape, Slot, Target, guildhall_rooms, open_sender};
 use crate::report::{Percentiles, micros, ms, per};
 use crate::server::Server;
-use crate::ws::{connect, heartbeat_of, unsubscribe_all, uuids};
 use crate::{DRAIN_BOUND, Section, now_ns};
 use futures::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -168,7 +167,13 @@ struct Setup {
 
 impl Setup {
     async fn open(nodes: &[Node; 2], case: &Case) -> Self {
-        let (rooms, owners, members) = accounts(&nodes[0].api, case).await;
+        let shape = Shape {
+            rooms: case.rooms,
+            members_per_room: case.members_per_room,
+            receivers_per_room: case.receivers_per_room,
+        };
+        let label = format!("x{}", case.label);
+        let (rooms, owners, members) = guildhall_rooms(&nodes[0].api, shape, &label).await;
         let stop = CancellationToken::new();
         let half = case.receivers_per_room / 2;
         let receivers: Vec<Receiver> = (0..case.rooms)
@@ -197,7 +202,11 @@ impl Setup {
             .await;
         let mut senders = Vec::with_capacity(case.rooms);
         for (room_index, (&room, owner)) in rooms.iter().zip(&owners).enumerate() {
-            senders.push(open_sender(&nodes[0], owner, room, room_index, &stop).await);
+            let node1 = Target::Guildhall {
+                api: &nodes[0].api,
+                server: &nodes[0].server,
+            };
+            senders.push(open_sender(node1, Some(owner), room, room_index, &stop).await);
         }
         Self {
             rooms,
@@ -303,59 +312,6 @@ impl Setup {
         o.delivered_per_s = (o.delivered[0] + o.delivered[1]) as f64 / span;
         o.tail = Duration::from_nanos(last_delivery.saturating_sub(o.last_send_ns));
         o
-    }
-}
-
-/// One public community (and room) per room, owned by its sender, joined by its members.
-async fn accounts(api: &Api, case: &Case) -> (Vec<Uuid>, Vec<Account>, Vec<Account>) {
-    let name = |kind: &str, i: usize| format!("x{}-{kind}-{i}", case.label);
-    let owners = api
-        .register_all((0..case.rooms).map(|i| name("owner", i)).collect())
-        .await;
-    let total = case.rooms * case.members_per_room;
-    let members = api
-        .register_all((0..total).map(|i| name("fan", i)).collect())
-        .await;
-    let mut rooms = Vec::with_capacity(case.rooms);
-    for (i, owner) in owners.iter().enumerate() {
-        let (community, room) = api.community(owner, &name("community", i), 1).await;
-        let first = i * case.members_per_room;
-        api.join_all(community, &members[first..first + case.members_per_room])
-            .await;
-        rooms.push(room[0]);
-    }
-    (rooms, owners, members)
-}
-
-/// The room's sender on node 1, unsubscribed from its room so it only gets acks.
-async fn open_sender(
-    node: &Node,
-    owner: &Account,
-    room: Uuid,
-    room_index: usize,
-    stop: &CancellationToken,
-) -> Sender {
-    let (mut ws, ready) = connect(node.server.addr, &owner.token).await;
-    assert_eq!(uuids(&ready["room_ids"]), vec![room], "{ready}");
-    unsubscribe_all(&mut ws, &ready).await;
-    let (sink, stream) = ws.split();
-    let (bursts, queue) = mpsc::channel(1);
-    let stats: Arc<Mutex<SendStats>> = Arc::default();
-    let target = (room, room_index);
-    let beat = heartbeat_of(&ready);
-    tokio::spawn(send_loop(
-        sink,
-        queue,
-        target,
-        beat,
-        stats.clone(),
-        stop.clone(),
-    ));
-    tokio::spawn(ack_loop(stream, stats.clone()));
-    Sender {
-        room,
-        bursts,
-        stats,
     }
 }
 

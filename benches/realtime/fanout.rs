@@ -578,7 +578,7 @@ impl Fanout {
 }
 
 /// One public community per room: an owner (the room's sender) and `members_per_room` members.
-async fn guildhall_rooms(
+pub(crate) async fn guildhall_rooms(
     api: &Api,
     shape: Shape,
     label: &str,
@@ -609,7 +609,7 @@ async fn guildhall_rooms(
 }
 
 /// The room's sender on its own connection, subscribed to nothing, so it only gets acks.
-async fn open_sender(
+pub(crate) async fn open_sender(
     target: Target<'_>,
     owner: Option<&Account>,
     room: Uuid,
