@@ -5,21 +5,20 @@
 //! moment, so cross-node minus same-node latency is the hop's cost, with the rest (persistence,
 //! the load generator) cancelling out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::Section;
 use crate::api::Api;
 use crate::db::{create_database, drop_database};
-use crate::fanout::{Burst, Sender, Shape, Slot, Target, guildhall_rooms, open_sender};
-use crate::report::{Percentiles, micros, ms, per};
+use crate::fanout::{Sender, Shape, Slot, Target, guildhall_rooms, open_sender, play};
+use crate::report::{Percentiles, micros, ms, per, per_unit};
 use crate::server::Server;
-use crate::{DRAIN_BOUND, Section, now_ns};
 use futures::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -159,7 +158,6 @@ struct Receiver {
 }
 
 struct Setup {
-    rooms: Vec<Uuid>,
     receivers: Vec<Receiver>,
     senders: Vec<Sender>,
     stop: CancellationToken,
@@ -209,7 +207,6 @@ impl Setup {
             senders.push(open_sender(node1, Some(owner), room, room_index, &stop).await);
         }
         Self {
-            rooms,
             receivers,
             senders,
             stop,
@@ -218,66 +215,16 @@ impl Setup {
 
     /// `count` messages per room at `rate` each; waits for acks, then for every receiver.
     async fn load(&self, nodes: &[Node; 2], run: u64, rate: f64, count: u64) -> Outcome {
-        for r in &self.receivers {
-            r.slot.stats.lock().expect("stats").reset(run);
-        }
-        for s in &self.senders {
-            s.stats.lock().expect("stats").reset(run);
-        }
         let cpu_before = nodes.each_ref().map(|n| n.server.cpu_us());
-        let start = tokio::time::Instant::now() + Duration::from_millis(100);
-        let start_ns = now_ns() + 100_000_000;
-        let mut done = Vec::new();
-        for sender in &self.senders {
-            let (tx, rx) = oneshot::channel();
-            let burst = Burst {
-                run,
-                rate,
-                count,
-                start,
-                done: tx,
-            };
-            sender.bursts.send(burst).await.expect("sender task alive");
-            done.push(rx);
-        }
-        let schedule = Duration::from_secs_f64(count as f64 / rate);
-        for rx in done {
-            let _ = tokio::time::timeout(schedule + DRAIN_BOUND, rx).await;
-        }
-        let acked = self.drain().await;
+        let slots: Vec<&Slot> = self.receivers.iter().map(|r| &r.slot).collect();
+        let (start_ns, acked) = play(&slots, &self.senders, run, rate, count).await;
         let cpu = [0, 1].map(|i| nodes[i].server.cpu_us().saturating_sub(cpu_before[i]));
         let mut outcome = self.gather(&acked, start_ns, 1.0 / rate);
         outcome.cpu_us = cpu;
         outcome
     }
 
-    /// Acks first (what was stored), then until every receiver has what its room stored.
-    fn all_acked(&self) -> bool {
-        self.senders.iter().all(|s| {
-            let s = s.stats.lock().expect("stats");
-            s.closed.is_some() || s.acked + s.errors.values().sum::<u64>() >= s.sent
-        })
-    }
-
-    async fn drain(&self) -> HashMap<usize, u64> {
-        let deadline = Instant::now() + DRAIN_BOUND;
-        while Instant::now() < deadline && !self.all_acked() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let acked: HashMap<usize, u64> = (0..self.rooms.len())
-            .map(|i| (i, self.senders[i].stats.lock().expect("stats").acked))
-            .collect();
-        let complete = |r: &Receiver| {
-            let s = r.slot.stats.lock().expect("stats");
-            s.closed.is_some() || s.count >= acked[&r.slot.room_index]
-        };
-        while Instant::now() < deadline && !self.receivers.iter().all(complete) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        acked
-    }
-
-    fn gather(&self, acked: &HashMap<usize, u64>, start_ns: u64, interval: f64) -> Outcome {
+    fn gather(&self, acked: &[u64], start_ns: u64, interval: f64) -> Outcome {
         let mut o = Outcome::default();
         for s in &self.senders {
             let s = s.stats.lock().expect("stats");
@@ -290,7 +237,7 @@ impl Setup {
         let mut last_delivery = 0;
         for r in &self.receivers {
             let node = usize::from(r.cross);
-            let expected = acked[&r.slot.room_index];
+            let expected = acked[r.slot.room_index];
             let mut s = r.slot.stats.lock().expect("stats");
             o.receivers[node] += 1;
             o.delivered[node] += s.count;
@@ -353,11 +300,10 @@ impl Outcome {
     /// Each node's CPU over its own deliveries (node 1 also persists and publishes), then both
     /// nodes' CPU over all deliveries.
     fn cpu_per_delivery(&self) -> [f64; 3] {
-        let per = |us: u64, n: u64| us as f64 / n.max(1) as f64;
         [
-            per(self.cpu_us[0], self.delivered[0]),
-            per(self.cpu_us[1], self.delivered[1]),
-            per(
+            per_unit(self.cpu_us[0], self.delivered[0]),
+            per_unit(self.cpu_us[1], self.delivered[1]),
+            per_unit(
                 self.cpu_us[0] + self.cpu_us[1],
                 self.delivered[0] + self.delivered[1],
             ),

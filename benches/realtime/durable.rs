@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::api::{Account, Api};
 use crate::db::{create_database, drop_database, show_setting};
 use crate::report::Percentiles;
-use crate::report::{counts, ms, per};
+use crate::report::{counts, ms, per, per_unit};
 use crate::server::{CpuSnapshot, CpuUse, Server};
 use crate::ws::{Ws, connect, next_json, text_frame, unsubscribe_all};
 use crate::{Scale, Section};
@@ -324,8 +324,8 @@ impl DurableResult {
             "p50_us": self.latency.p50,
             "p99_us": self.latency.p99,
             "p999_us": self.latency.p999,
-            "server_cpu_us_per_msg": self.cpu.server / self.acked.max(1),
-            "postgres_cpu_us_per_msg": self.cpu.postgres / self.acked.max(1),
+            "server_cpu_us_per_msg": per_unit(self.cpu.server, self.acked),
+            "postgres_cpu_us_per_msg": per_unit(self.cpu.postgres, self.acked),
             "mean_batch": self.mean_batch,
         })
     }

@@ -1,6 +1,6 @@
 //! Fan-out: receivers, senders and the coordinator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -220,7 +220,6 @@ pub(crate) struct Burst {
 }
 
 pub(crate) struct Sender {
-    pub(crate) room: Uuid,
     pub(crate) bursts: mpsc::Sender<Burst>,
     pub(crate) stats: Arc<Mutex<SendStats>>,
 }
@@ -424,61 +423,13 @@ impl Fanout {
     ) -> RateResult {
         let run = self.next_run;
         self.next_run += 1;
-        for slot in &self.slots {
-            slot.stats.lock().expect("stats").reset(run);
-        }
-        for sender in &self.senders {
-            sender.stats.lock().expect("stats").reset(run);
-        }
         let per_sender = f64::from(rate) / self.senders.len() as f64;
         let count = (per_sender * duration.as_secs_f64()).round() as u64;
         let metrics_before = target.metrics().await;
         let cpu = CpuSnapshot::take(target.pid());
-        let start = tokio::time::Instant::now() + Duration::from_millis(100);
-        let start_ns = now_ns() + 100_000_000;
-        let mut done = Vec::new();
-        for sender in &self.senders {
-            let (tx, rx) = oneshot::channel();
-            sender
-                .bursts
-                .send(Burst {
-                    run,
-                    rate: per_sender,
-                    count,
-                    start,
-                    done: tx,
-                })
-                .await
-                .expect("sender task alive");
-            done.push(rx);
-        }
-        for rx in done {
-            let _ = tokio::time::timeout(duration + DRAIN_BOUND, rx).await;
-        }
-        // Acks first (what was stored), then every receiver has what its room stored.
-        let drain = Instant::now() + DRAIN_BOUND;
-        while Instant::now() < drain
-            && !self.senders.iter().all(|s| {
-                let s = s.stats.lock().expect("stats");
-                s.closed.is_some() || s.acked + s.errors.values().sum::<u64>() >= s.sent
-            })
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let acked_by_room: HashMap<Uuid, u64> = self
-            .senders
-            .iter()
-            .map(|s| (s.room, s.stats.lock().expect("stats").acked))
-            .collect();
-        let expected_of = |slot: &Slot| acked_by_room[&self.rooms[slot.room_index]];
-        while Instant::now() < drain
-            && !self.slots.iter().all(|slot| {
-                let s = slot.stats.lock().expect("stats");
-                s.closed.is_some() || s.count >= expected_of(slot)
-            })
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let slots: Vec<&Slot> = self.slots.iter().collect();
+        let (start_ns, acked) = play(&slots, &self.senders, run, per_sender, count).await;
+        let expected_of = |slot: &Slot| acked[slot.room_index];
         let cpu = cpu.since(target.pid());
         let metrics_after = target.metrics().await;
 
@@ -577,6 +528,66 @@ impl Fanout {
     }
 }
 
+/// Resets every stat to `run`, has each sender send `count` messages at `rate` per second, then
+/// waits (bounded) for every ack or error and until each receiver holds what its room's sender
+/// had acked. Senders are in room-index order; returns the schedule's start (ns since `T0`)
+/// and the acked count per room index.
+pub(crate) async fn play(
+    receivers: &[&Slot],
+    senders: &[Sender],
+    run: u64,
+    rate: f64,
+    count: u64,
+) -> (u64, Vec<u64>) {
+    for slot in receivers {
+        slot.stats.lock().expect("stats").reset(run);
+    }
+    for sender in senders {
+        sender.stats.lock().expect("stats").reset(run);
+    }
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let start_ns = now_ns() + 100_000_000;
+    let mut done = Vec::new();
+    for sender in senders {
+        let (tx, rx) = oneshot::channel();
+        let burst = Burst {
+            run,
+            rate,
+            count,
+            start,
+            done: tx,
+        };
+        sender.bursts.send(burst).await.expect("sender task alive");
+        done.push(rx);
+    }
+    let schedule = Duration::from_secs_f64(count as f64 / rate);
+    for rx in done {
+        let _ = tokio::time::timeout(schedule + DRAIN_BOUND, rx).await;
+    }
+    let drain = Instant::now() + DRAIN_BOUND;
+    let all_acked = || {
+        senders.iter().all(|s| {
+            let s = s.stats.lock().expect("stats");
+            s.closed.is_some() || s.acked + s.errors.values().sum::<u64>() >= s.sent
+        })
+    };
+    while Instant::now() < drain && !all_acked() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acked: Vec<u64> = senders
+        .iter()
+        .map(|s| s.stats.lock().expect("stats").acked)
+        .collect();
+    let complete = |slot: &&Slot| {
+        let s = slot.stats.lock().expect("stats");
+        s.closed.is_some() || s.count >= acked[slot.room_index]
+    };
+    while Instant::now() < drain && !receivers.iter().all(complete) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (start_ns, acked)
+}
+
 /// One public community per room: an owner (the room's sender) and `members_per_room` members.
 pub(crate) async fn guildhall_rooms(
     api: &Api,
@@ -638,9 +649,5 @@ pub(crate) async fn open_sender(
         stop.clone(),
     ));
     tokio::spawn(ack_loop(stream, stats.clone()));
-    Sender {
-        room,
-        bursts,
-        stats,
-    }
+    Sender { bursts, stats }
 }

@@ -8,7 +8,7 @@ use crate::api::Api;
 use crate::bare::Bare;
 use crate::db::{create_database, drop_database};
 use crate::fanout::{Fanout, RateResult, Shape, Target};
-use crate::report::{counts, ms};
+use crate::report::{counts, ms, per_unit};
 use crate::server::Server;
 use serde_json::{Value, json};
 
@@ -102,10 +102,6 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
     values[values.len() / 2]
 }
 
-fn per_delivery(cpu_us: u64, delivered: u64) -> f64 {
-    cpu_us as f64 / delivered.max(1) as f64
-}
-
 fn row(case: &Case, target: &'static str, rate: u32, results: &[RateResult]) -> Row {
     let of = |f: fn(&RateResult) -> i64| median(results.iter().map(f).collect());
     Row {
@@ -125,13 +121,13 @@ fn row(case: &Case, target: &'static str, rate: u32, results: &[RateResult]) -> 
         server_us: median(
             results
                 .iter()
-                .map(|r| per_delivery(r.cpu.server, r.delivered))
+                .map(|r| per_unit(r.cpu.server, r.delivered))
                 .collect(),
         ),
         client_us: median(
             results
                 .iter()
-                .map(|r| per_delivery(r.cpu.client, r.delivered))
+                .map(|r| per_unit(r.cpu.client, r.delivered))
                 .collect(),
         ),
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::api::Api;
 use crate::bare::{Bare, rss_kb};
 use crate::db::{create_database, drop_database};
-use crate::report::{Percentiles, counts, ms};
+use crate::report::{Percentiles, counts, ms, per_unit};
 use crate::server::Server;
 use crate::ws::{Ws, heartbeat_of, next_json, text_frame};
 use crate::{READ_BUFFER, Section};
@@ -96,7 +96,7 @@ impl Outcome {
     }
 
     fn cpu_per_connect(&self) -> f64 {
-        self.connect_cpu_us as f64 / self.connected.max(1) as f64
+        per_unit(self.connect_cpu_us, self.connected as u64)
     }
 }
 

@@ -50,11 +50,16 @@ pub(crate) fn ms(us: i64) -> String {
     }
 }
 
+/// CPU microseconds per unit of work (a delivery, a message, a page).
+pub(crate) fn per_unit(cpu_us: u64, n: u64) -> f64 {
+    cpu_us as f64 / n.max(1) as f64
+}
+
 pub(crate) fn per(cpu_us: u64, n: u64) -> String {
     if n == 0 {
         "-".to_owned()
     } else {
-        format!("{:.2}", cpu_us as f64 / n as f64)
+        format!("{:.2}", per_unit(cpu_us, n))
     }
 }
 
