@@ -50,7 +50,11 @@ impl Hooks for GatewayHooks {
             .permissions
             .member_rooms_with(user, Perm::ReadHistory)
             .await?;
-        let seqs = repo::last_seqs(&state.db, &rooms).await?;
+        self.last_seqs(&rooms).await
+    }
+
+    async fn last_seqs(&self, rooms: &[Uuid]) -> Result<Vec<RoomAccess>, AppError> {
+        let seqs = repo::last_seqs(&self.state()?.db, rooms).await?;
         Ok(seqs
             .into_iter()
             .map(|(room_id, last_seq)| RoomAccess { room_id, last_seq })

@@ -167,13 +167,18 @@ pub struct Permissions {
     indexes: RwLock<HashMap<Uuid, Arc<Compiled>>>,
     /// Highest policy version announced per community; older indexes are stale.
     announced: Mutex<HashMap<Uuid, i64>>,
-    /// Moves on every announcement, so long-lived sessions know when to re-check access.
-    epoch: std::sync::atomic::AtomicU64,
+    /// Moves on every announcement, so long-lived sessions know when to re-check access; a
+    /// watch, so idle sessions sleep until it moves instead of polling it.
+    epoch: tokio::sync::watch::Sender<u64>,
 }
 
 impl crate::realtime::PolicyEpoch for Permissions {
     fn policy_epoch(&self) -> u64 {
-        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+        *self.epoch.borrow()
+    }
+
+    fn watch_epoch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.epoch.subscribe()
     }
 }
 
@@ -184,7 +189,7 @@ impl Permissions {
             feed,
             indexes: RwLock::default(),
             announced: Mutex::default(),
-            epoch: std::sync::atomic::AtomicU64::new(0),
+            epoch: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -193,13 +198,13 @@ impl Permissions {
         let mut announced = self.announced.lock().expect("announced lock");
         let entry = announced.entry(community).or_insert(version);
         *entry = (*entry).max(version);
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.epoch.send_modify(|epoch| *epoch += 1);
     }
 
     /// Drops every cached index (e.g. after the change feed reconnected and may have missed news).
     pub fn forget_all(&self) {
         self.indexes.write().expect("indexes lock").clear();
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.epoch.send_modify(|epoch| *epoch += 1);
     }
 
     pub async fn index(&self, community: Uuid) -> Result<Arc<CommunityIndexRef>, AppError> {

@@ -20,6 +20,8 @@ pub struct RoomAccess {
 pub trait Hooks: Send + Sync {
     /// Rooms the user belongs to and may read (default subscriptions at `ready`).
     async fn member_rooms(&self, user: Uuid) -> Result<Vec<RoomAccess>, AppError>;
+    /// The rooms' current last seq (rooms that no longer exist are left out).
+    async fn last_seqs(&self, rooms: &[Uuid]) -> Result<Vec<RoomAccess>, AppError>;
     /// Whether the user may read the room now (`None` = not visible or not readable).
     async fn readable(&self, user: Uuid, room: Uuid) -> Result<Option<RoomAccess>, AppError>;
     /// `message.created` frames of the room with seq in `(after, until]`, in seq order, at most `limit`.
@@ -43,4 +45,6 @@ pub trait Hooks: Send + Sync {
 /// Moves whenever any permission may have changed; sessions re-check their rooms when it does.
 pub trait PolicyEpoch: Send + Sync {
     fn policy_epoch(&self) -> u64;
+    /// Wakes when the epoch moves.
+    fn watch_epoch(&self) -> tokio::sync::watch::Receiver<u64>;
 }

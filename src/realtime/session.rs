@@ -21,9 +21,10 @@ use crate::config::MessagingConfig;
 
 const TYPING_TTL_MS: u64 = 5_000;
 const TYPING_MIN_INTERVAL: Duration = Duration::from_millis(1_000);
-/// Idle sessions re-check access this often (room events re-check on delivery anyway); the
-/// contract's bound for a policy change to reach open sessions is 1 s.
-const EPOCH_CHECK: Duration = Duration::from_millis(500);
+/// After a policy change, idle sessions re-check access within this long, spread by session
+/// so a change does not send every session to Postgres at once (room events re-check on
+/// delivery anyway); the contract's bound for a change to reach open sessions is 1 s.
+const EPOCH_SPREAD_MS: u64 = 400;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Live room frames wait this long after `ready` for a `resume`, so replays come first.
 const RESUME_HOLD: Duration = Duration::from_millis(300);
@@ -109,13 +110,15 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
 }
 
 /// Follows every room the user belongs to from its current end: registered first, positioned
-/// second, so nothing committed after `ready` can slip between the two.
+/// second, so nothing committed after `ready` can slip between the two. A membership lost in
+/// between moved the policy epoch, which the writer re-checks.
 async fn subscribe_defaults(deps: &Deps, handle: &Arc<SessionHandle>) -> Result<Vec<Uuid>, ()> {
     let rooms = deps.hooks.member_rooms(handle.user).await.map_err(|_| ())?;
     for room in &rooms {
         deps.gateway.follow(handle, room.room_id, i64::MAX);
     }
-    let positioned = deps.hooks.member_rooms(handle.user).await.map_err(|_| ())?;
+    let ids: Vec<Uuid> = rooms.iter().map(|r| r.room_id).collect();
+    let positioned = deps.hooks.last_seqs(&ids).await.map_err(|_| ())?;
     let mut followed = handle.rooms.lock().expect("session rooms");
     for room in &positioned {
         if let Some(position) = followed.get_mut(&room.room_id) {
@@ -338,7 +341,8 @@ async fn await_ready(
                     writer.close(1011, "unavailable").await;
                     return None;
                 };
-                return writer.send(frame).await.then_some(early);
+                // Flushed at once: nothing else may be queued behind it for a while.
+                return (writer.send(frame).await && writer.flush().await).then_some(early);
             }
             out = rx.recv() => early.push(out?),
         }
@@ -367,7 +371,13 @@ async fn write_loop(
     let mut early = early.into_iter();
     let expiry = tokio::time::sleep_until(expires_at.into());
     tokio::pin!(expiry);
-    let mut epoch_tick = tokio::time::interval(EPOCH_CHECK);
+    let mut epoch = deps.epoch.watch_epoch();
+    let mut epoch_open = true;
+    // Armed when the epoch moves; at once if it moved while the session was starting.
+    let recheck = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(recheck);
+    let mut recheck_armed = *epoch.borrow_and_update() != writer.epoch_seen;
+    let spread = Duration::from_millis(handle.id.wrapping_mul(7919) % EPOCH_SPREAD_MS);
     // Until the client's first frame (or a short wait), live room frames are held back, so a
     // `resume` sent right after `ready` replays before any of them.
     let hold = tokio::time::sleep(RESUME_HOLD);
@@ -396,7 +406,19 @@ async fn write_loop(
                 writer.close(1008, "token expired").await;
                 break;
             }
-            _ = epoch_tick.tick() => { writer.revalidate().await; continue }
+            changed = epoch.changed(), if epoch_open => {
+                epoch_open = changed.is_ok();
+                if epoch_open && !recheck_armed {
+                    recheck.as_mut().reset(tokio::time::Instant::now() + spread);
+                    recheck_armed = true;
+                }
+                continue
+            }
+            () = &mut recheck, if recheck_armed => {
+                recheck_armed = false;
+                writer.revalidate().await;
+                continue
+            }
             () = &mut hold, if held.is_some() => Some(Out::Release),
             out = rx.recv() => out,
             }
