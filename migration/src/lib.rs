@@ -12,6 +12,7 @@ mod m20261201_000005_messages;
 mod m20261202_000006_polls;
 mod m20261202_000007_calendar;
 mod m20261202_000008_media;
+mod m20261203_000009_batch_seq;
 
 /// `MigrationTrait` for a migration that is two SQL scripts, `up` and `down`.
 #[macro_export]
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_polls::Migration),
             Box::new(m20261202_000007_calendar::Migration),
             Box::new(m20261202_000008_media::Migration),
+            Box::new(m20261203_000009_batch_seq::Migration),
         ]
     }
 }

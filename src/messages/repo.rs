@@ -84,16 +84,22 @@ pub async fn existing(
     let rooms: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let senders: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
     let ids: Vec<String> = keys.iter().map(|k| k.2.clone()).collect();
+    // One unique-index probe per key, whatever the statistics say: a plan cached while the
+    // table looked empty would otherwise hash-join a sequential scan of every message.
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE (room_id, sender_id, client_msg_id) IN \
-         (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]))"
+        "SELECT {COLUMNS} FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(k_room, k_sender, k_client), \
+         LATERAL (SELECT {COLUMNS} FROM messages WHERE room_id = k.k_room AND sender_id = k.k_sender \
+         AND client_msg_id = k.k_client LIMIT 1) m"
     );
     MessageRow::find_by_statement(stmt(&sql, [rooms.into(), senders.into(), ids.into()]))
         .all(db)
         .await
 }
 
-/// One multi-row insert; `seq` comes from the trigger, in the order given.
+/// One statement per batch, the same text whatever its size (so it is parsed and planned once
+/// per connection): each room's seqs are reserved with a single `UPDATE rooms ... RETURNING`
+/// (the `messages_assign_seq` trigger checks them) and given out in batch order. Messages of
+/// a room that no longer exists are not inserted; the caller compares counts.
 pub async fn insert_batch(
     db: &impl ConnectionTrait,
     batch: &[NewMessage],
@@ -101,42 +107,53 @@ pub async fn insert_batch(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
-        "INSERT INTO messages (id, room_id, sender_id, content, reply_to, client_msg_id, mentions, attachments, poll_id, survey_id) VALUES ",
+    // Arrays bind no NULL elements: optional ids travel as text, '' for none (never a valid
+    // uuid or client_msg_id), and each mentions list as an array literal.
+    let optional = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+    let column = |f: &dyn Fn(&NewMessage) -> String| -> Value {
+        batch.iter().map(f).collect::<Vec<String>>().into()
+    };
+    let values: Vec<Value> = vec![
+        batch.iter().map(|m| m.id).collect::<Vec<Uuid>>().into(),
+        batch
+            .iter()
+            .map(|m| m.room_id)
+            .collect::<Vec<Uuid>>()
+            .into(),
+        batch
+            .iter()
+            .map(|m| m.sender_id)
+            .collect::<Vec<Uuid>>()
+            .into(),
+        column(&|m| m.content.clone()),
+        column(&|m| optional(m.reply_to)),
+        column(&|m| m.client_msg_id.clone().unwrap_or_default()),
+        column(&|m| {
+            let ids: Vec<String> = m.mentions.iter().map(Uuid::to_string).collect();
+            format!("{{{}}}", ids.join(","))
+        }),
+        batch
+            .iter()
+            .map(|m| m.attachments.clone())
+            .collect::<Vec<serde_json::Value>>()
+            .into(),
+        column(&|m| optional(m.poll_id)),
+        column(&|m| optional(m.survey_id)),
+    ];
+    let sql = format!(
+        "WITH batch AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+           $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::text[]) WITH ORDINALITY \
+           AS b(id, room_id, sender_id, content, reply_to, client_msg_id, mentions, attachments, poll_id, survey_id, ord)), \
+         counts AS (SELECT room_id, count(*) AS n FROM batch GROUP BY room_id), \
+         reserved AS (UPDATE rooms r SET last_seq = r.last_seq + c.n, last_message_at = now() \
+           FROM counts c WHERE r.id = c.room_id RETURNING r.id, r.last_seq - c.n AS base) \
+         INSERT INTO messages (id, room_id, seq, sender_id, content, reply_to, client_msg_id, mentions, attachments, poll_id, survey_id) \
+         SELECT b.id, b.room_id, r.base + row_number() OVER (PARTITION BY b.room_id ORDER BY b.ord), \
+           b.sender_id, b.content, NULLIF(b.reply_to, '')::uuid, NULLIF(b.client_msg_id, ''), \
+           b.mentions::uuid[], b.attachments, NULLIF(b.poll_id, '')::uuid, NULLIF(b.survey_id, '')::uuid \
+         FROM batch b JOIN reserved r ON r.id = b.room_id ORDER BY b.ord \
+         RETURNING {COLUMNS}"
     );
-    let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 10);
-    for (i, m) in batch.iter().enumerate() {
-        let n = i * 10;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}::uuid[], ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 7,
-            n + 8,
-            n + 9,
-            n + 10
-        ));
-        values.extend([
-            m.id.into(),
-            m.room_id.into(),
-            m.sender_id.into(),
-            m.content.clone().into(),
-            m.reply_to.into(),
-            m.client_msg_id.clone().into(),
-            m.mentions.clone().into(),
-            m.attachments.clone().into(),
-            m.poll_id.into(),
-            m.survey_id.into(),
-        ]);
-    }
-    sql.push_str(&format!(" RETURNING {COLUMNS}"));
     MessageRow::find_by_statement(stmt(&sql, values))
         .all(db)
         .await

@@ -173,6 +173,12 @@ async fn commit(
         }
     }
     let inserted = repo::insert_batch(&txn, &to_insert).await?;
+    if inserted.len() != to_insert.len() {
+        // A room went away since the permission check; the dropped transaction rolls back.
+        return Err(sea_orm::DbErr::Custom(
+            "a message's room no longer exists".into(),
+        ));
+    }
     txn.commit().await?;
     let mut by_id: HashMap<Uuid, MessageRow> = inserted.iter().map(|r| (r.id, r.clone())).collect();
     for row in &inserted {

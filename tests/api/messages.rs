@@ -172,6 +172,47 @@ async fn a_sent_message_has_its_documented_shape() {
     assert_eq!(stored["reactions"], json!([]));
 }
 
+/// The writer reserves a batch's seqs itself; the trigger keeps any other insert honest: a row
+/// without seq gets the next one, a row with a seq the room never reserved is refused.
+#[tokio::test]
+async fn a_stored_message_cannot_take_a_seq_its_room_did_not_reserve() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let (alice, bob, room) = room_with_two(&app).await;
+    for i in 0..3 {
+        post_message(&app, &alice, &room, json!({"content": format!("m{i}")})).await;
+    }
+    let db = app.db().await;
+    let insert = |seq: &str| {
+        format!(
+            "INSERT INTO messages (id, room_id, sender_id, content, seq) \
+             VALUES (gen_random_uuid(), '{room}', '{}', 'raw', {seq})",
+            alice.user_id
+        )
+    };
+    for bad in ["4", "0", "-1", "1000"] {
+        let err = db
+            .execute_unprepared(&insert(bad))
+            .await
+            .expect_err("an unreserved seq is refused");
+        assert!(err.to_string().contains("not reserved"), "seq {bad}: {err}");
+    }
+    let err = db
+        .execute_unprepared(&insert("2"))
+        .await
+        .expect_err("a taken seq is refused");
+    assert!(
+        err.to_string().contains("messages_room_id_seq_key"),
+        "{err}"
+    );
+    db.execute_unprepared(&insert("NULL"))
+        .await
+        .expect("no seq: the trigger assigns one");
+    let sent = post_message(&app, &alice, &room, json!({"content": "after"})).await;
+    assert_eq!(body_of(sent, StatusCode::CREATED, "send").await["seq"], 5);
+    assert_eq!(seqs(&history_all(&app, &bob, &room).await), [1, 2, 3, 4, 5]);
+}
+
 #[tokio::test]
 async fn content_must_be_non_empty_and_at_most_4000_characters() {
     let app = spawn_app().await;
