@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_SECRET, TestApp, assert_problem, spawn_app};
+use crate::helpers::{Session, TEST_SECRET, TestApp, assert_problem, spawn_app};
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
@@ -60,10 +60,8 @@ async fn a_token_built_to_the_contract_is_accepted() {
     assert_eq!(status_of(&app, &with_kid).await, 200);
 }
 
-#[tokio::test]
-async fn forged_and_out_of_policy_tokens_are_401() {
-    let app = spawn_app().await;
-    let user = app.register("victim").await;
+/// Forged and out-of-policy variants of `user`'s access token, each named.
+fn attack_set(user: &Session) -> Vec<(&'static str, String)> {
     let sub = user.user_id.to_string();
     let good = claims(&sub);
 
@@ -85,7 +83,7 @@ async fn forged_and_out_of_policy_tokens_are_401() {
             parts[2]
         )
     };
-    let cases: Vec<(&str, String)> = vec![
+    vec![
         ("alg none", none_token),
         (
             "other key",
@@ -161,14 +159,67 @@ async fn forged_and_out_of_policy_tokens_are_401() {
             ),
         ),
         ("garbage", "not.a.jwt".to_owned()),
-    ];
-    for (name, token) in cases {
+    ]
+}
+
+#[tokio::test]
+async fn forged_and_out_of_policy_tokens_are_401() {
+    let app = spawn_app().await;
+    let user = app.register("victim").await;
+    for (name, token) in attack_set(&user) {
         let response = app.get("/v1/users/me", Some(&token)).await;
         assert_eq!(response.status().as_u16(), 401, "{name}");
         assert_problem(response, 401, "unauthorized").await;
     }
     // The untouched token still works, so the 401s above are about the changes.
     assert_eq!(status_of(&app, &user.access_token).await, 200);
+}
+
+/// The handshake's answer: 101, or the refusal's status and body.
+async fn handshake(app: &TestApp, token: &str, in_header: bool) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = if in_header {
+        format!("ws://{}/v1/ws", app.addr)
+    } else {
+        format!("ws://{}/v1/ws?token={token}", app.addr)
+    };
+    let mut request = url.into_client_request().unwrap();
+    if in_header {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut stream, response)) => {
+            let _ = stream.close(None).await;
+            (response.status().as_u16(), String::new())
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+        Err(other) => panic!("handshake failed without an HTTP answer: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_websocket_handshake_refuses_the_same_tokens_with_401() {
+    let app = spawn_app().await;
+    let user = app.register("wsvictim").await;
+    for (name, token) in attack_set(&user) {
+        for in_header in [false, true] {
+            let (status, body) = handshake(&app, &token, in_header).await;
+            assert_eq!(status, 401, "{name} (in header: {in_header}): {body}");
+            let problem: Value = serde_json::from_str(&body).unwrap_or_default();
+            assert_eq!(problem["code"], "unauthorized", "{name}: {body}");
+        }
+    }
+    for in_header in [false, true] {
+        assert_eq!(handshake(&app, &user.access_token, in_header).await.0, 101);
+    }
 }
 
 #[tokio::test]

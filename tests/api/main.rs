@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod ics_feed;
 mod jwt;
+mod mass_assignment;
 mod media;
 mod messages;
 mod ops;
