@@ -38,6 +38,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct JwtConfig {
     pub secret: Secret<String>,
+    /// Key id of `secret`, written as `kid` into issued tokens.
+    pub kid: Option<String>,
+    /// Earlier secrets by key id, still accepted so tokens signed before a rotation stay valid
+    /// until they expire.
+    pub previous: Vec<(String, Secret<String>)>,
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
@@ -154,6 +159,8 @@ const KEYS: &[&str] = &[
     "redis_url",
     "redis_prefix",
     "jwt_secret",
+    "jwt_kid",
+    "jwt_previous_secrets",
     "jwt_issuer",
     "jwt_audience",
     "access_token_ttl_s",
@@ -205,6 +212,41 @@ fn env_name(key: &str) -> String {
     format!("GUILDHALL_{}", key.to_ascii_uppercase())
 }
 
+/// `kid=secret` pairs, comma-separated: distinct ids, none the current `jwt_kid`, each secret
+/// as long as `jwt_secret` must be.
+fn previous_secrets(
+    raw: Option<&str>,
+    current: Option<&str>,
+) -> Result<Vec<(String, Secret<String>)>, ConfigError> {
+    let key = "jwt_previous_secrets";
+    let mut pairs: Vec<(String, Secret<String>)> = Vec::new();
+    for entry in raw
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let Some((kid, secret)) = entry.split_once('=') else {
+            return Err(error(key, "entries are kid=secret, comma-separated"));
+        };
+        let kid = kid.trim();
+        if kid.is_empty() || Some(kid) == current || pairs.iter().any(|(k, _)| k == kid) {
+            return Err(error(
+                key,
+                format!("key id {kid:?} is empty, repeated or the current jwt_kid"),
+            ));
+        }
+        if secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(error(
+                key,
+                format!("the secret of {kid:?} must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            ));
+        }
+        pairs.push((kid.to_owned(), Secret(secret.to_owned())));
+    }
+    Ok(pairs)
+}
+
 fn error(key: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         setting: env_name(key),
@@ -250,6 +292,8 @@ impl Config {
             redis_prefix: get("redis_prefix").unwrap_or("gh:").to_owned(),
             jwt: JwtConfig {
                 secret: Secret(jwt_secret.to_owned()),
+                kid: get("jwt_kid").map(str::to_owned),
+                previous: previous_secrets(get("jwt_previous_secrets"), get("jwt_kid"))?,
                 issuer: get("jwt_issuer").unwrap_or("guildhall").to_owned(),
                 audience: get("jwt_audience")
                     .unwrap_or("guildhall-clients")
@@ -594,6 +638,32 @@ mod tests {
         assert_eq!(config.media.allowed_types.len(), 7);
         assert!(config.rate_limits.enabled);
         assert!(!config.auto_migrate);
+        assert!(config.jwt.kid.is_none() && config.jwt.previous.is_empty());
+    }
+
+    #[test]
+    fn previous_jwt_secrets_are_kid_secret_pairs_with_distinct_ids() {
+        let old = "0123456789abcdef0123456789abcdef";
+        let mut raw = base();
+        raw.insert("jwt_kid".into(), "k2".into());
+        raw.insert("jwt_previous_secrets".into(), format!("k1={old}, k0={old}"));
+        let config = Config::from_raw(&raw).unwrap();
+        assert_eq!(config.jwt.kid.as_deref(), Some("k2"));
+        let ids: Vec<&str> = config
+            .jwt
+            .previous
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(ids, ["k1", "k0"]);
+        for bad in [
+            format!("k2={old}"),
+            format!("k1={old},k1={old}"),
+            format!("={old}"),
+        ] {
+            raw.insert("jwt_previous_secrets".into(), bad.clone());
+            assert!(Config::from_raw(&raw).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -624,6 +694,16 @@ mod tests {
                 "media_abandon_after_s",
                 "10",
                 "GUILDHALL_MEDIA_ABANDON_AFTER_S",
+            ),
+            (
+                "jwt_previous_secrets",
+                "k1=short",
+                "GUILDHALL_JWT_PREVIOUS_SECRETS",
+            ),
+            (
+                "jwt_previous_secrets",
+                "no-kid-0123456789abcdef0123456789",
+                "GUILDHALL_JWT_PREVIOUS_SECRETS",
             ),
         ];
         for (key, value, setting) in cases {

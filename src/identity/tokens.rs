@@ -33,6 +33,9 @@ pub struct Claims {
 pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    kid: Option<String>,
+    /// Keys of earlier secrets by `kid` (rotation): verify only.
+    previous: Vec<(String, DecodingKey)>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -63,6 +66,17 @@ impl TokenService {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            kid: config.kid.clone(),
+            previous: config
+                .previous
+                .iter()
+                .map(|(kid, secret)| {
+                    (
+                        kid.clone(),
+                        DecodingKey::from_secret(secret.expose().as_bytes()),
+                    )
+                })
+                .collect(),
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
@@ -83,21 +97,47 @@ impl TokenService {
             aud: self.audience.clone(),
             sid: Some(session_id),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid.clone_from(&self.kid);
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 
+    /// A `kid` naming an earlier secret is checked with that one only; any other token with the
+    /// current secret (its `kid` is optional), and a token without `kid` also with the earlier
+    /// ones, which signed before key ids were set.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|err| match err.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                _ => TokenError::Invalid,
-            })
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid)?
+            .kid;
+        let earlier = |kid: &str| {
+            self.previous
+                .iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key)
+        };
+        let keys: Vec<&DecodingKey> = match kid.as_deref() {
+            Some(kid) if self.kid.as_deref() != Some(kid) && earlier(kid).is_some() => {
+                earlier(kid).into_iter().collect()
+            }
+            Some(_) => vec![&self.decoding],
+            None => std::iter::once(&self.decoding)
+                .chain(self.previous.iter().map(|(_, key)| key))
+                .collect(),
+        };
+        let mut outcome = Err(TokenError::Invalid);
+        for key in keys {
+            outcome = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+                .map(|data| data.claims)
+                .map_err(|err| match err.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                    _ => TokenError::Invalid,
+                });
+            if !matches!(outcome, Err(TokenError::Invalid)) {
+                break;
+            }
+        }
+        outcome
     }
 }
 
@@ -120,6 +160,8 @@ mod tests {
     fn service(secret: &str) -> TokenService {
         TokenService::new(&JwtConfig {
             secret: Secret::new(secret.to_owned()),
+            kid: None,
+            previous: Vec::new(),
             issuer: "iss".into(),
             audience: "aud".into(),
             access_ttl: Duration::from_secs(60),
@@ -135,6 +177,72 @@ mod tests {
         assert_eq!(ours.verify(&token).unwrap().sub, user);
         let theirs = service("fedcba9876543210fedcba9876543210");
         assert!(matches!(theirs.verify(&token), Err(TokenError::Invalid)));
+    }
+
+    const OLD: &str = "0123456789abcdef0123456789abcdef";
+    const NEW: &str = "fedcba9876543210fedcba9876543210";
+
+    fn rotated(secret: &str, kid: Option<&str>, previous: &[(&str, &str)]) -> TokenService {
+        TokenService::new(&JwtConfig {
+            secret: Secret::new(secret.to_owned()),
+            kid: kid.map(str::to_owned),
+            previous: previous
+                .iter()
+                .map(|(k, s)| ((*k).to_owned(), Secret::new((*s).to_owned())))
+                .collect(),
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            access_ttl: Duration::from_secs(60),
+            refresh_ttl: Duration::from_secs(600),
+        })
+    }
+
+    /// `claims` of a fresh token of `service`, signed again with `secret` under `kid`.
+    fn resigned(service: &TokenService, secret: &str, kid: Option<&str>) -> String {
+        let token = service
+            .issue_access(Uuid::now_v7(), Uuid::now_v7())
+            .unwrap();
+        let claims = service.verify(&token).unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn after_a_rotation_old_tokens_stay_valid_and_new_ones_carry_the_new_kid() {
+        let before = rotated(OLD, Some("k1"), &[]);
+        let after = rotated(NEW, Some("k2"), &[("k1", OLD)]);
+        let old_token = before.issue_access(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        assert!(
+            after.verify(&old_token).is_ok(),
+            "signed before the rotation"
+        );
+        let new_token = after.issue_access(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        let header = jsonwebtoken::decode_header(&new_token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("k2"));
+        assert!(after.verify(&new_token).is_ok());
+        assert!(matches!(
+            before.verify(&new_token),
+            Err(TokenError::Invalid)
+        ));
+        // Tokens from before key ids were set: no kid, the earlier secret.
+        assert!(after.verify(&resigned(&after, OLD, None)).is_ok());
+        // A kid names one key: the wrong secret under it fails.
+        for (secret, kid) in [(OLD, Some("k2")), (NEW, Some("k1")), (OLD, Some("k9"))] {
+            let token = resigned(&after, secret, kid);
+            assert!(
+                matches!(after.verify(&token), Err(TokenError::Invalid)),
+                "{kid:?}"
+            );
+        }
+        // Once the earlier secret is dropped, its tokens are refused.
+        let later = rotated(NEW, Some("k2"), &[]);
+        assert!(matches!(later.verify(&old_token), Err(TokenError::Invalid)));
     }
 
     #[test]

@@ -233,3 +233,38 @@ async fn missing_or_malformed_authorization_is_401() {
         assert_problem(request.send().await.unwrap(), 401, "unauthorized").await;
     }
 }
+
+/// Key rotation on a running server: a token signed with the earlier secret under its `kid`
+/// works on REST and the WebSocket; a login gets a token with the new `kid`.
+#[tokio::test]
+async fn after_a_key_rotation_tokens_of_the_earlier_key_still_work() {
+    const EARLIER: &str = "earlier-secret-0123456789abcdef0123";
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.insert("jwt_kid".into(), "k2".into());
+        s.insert("jwt_previous_secrets".into(), format!("k1={EARLIER}"));
+    })
+    .await;
+    let user = app.register("rotated").await;
+    let header = jsonwebtoken::decode_header(&user.access_token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("k2"));
+    let mut earlier = Header::new(Algorithm::HS256);
+    earlier.kid = Some("k1".into());
+    let old = jsonwebtoken::encode(
+        &earlier,
+        &claims(&user.user_id.to_string()),
+        &EncodingKey::from_secret(EARLIER.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(status_of(&app, &old).await, 200);
+    assert_eq!(handshake(&app, &old, true).await.0, 101);
+    // The earlier secret under the current kid is not the current key.
+    earlier.kid = Some("k2".into());
+    let mislabelled = jsonwebtoken::encode(
+        &earlier,
+        &claims(&user.user_id.to_string()),
+        &EncodingKey::from_secret(EARLIER.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(status_of(&app, &mislabelled).await, 401);
+    assert_eq!(handshake(&app, &mislabelled, false).await.0, 401);
+}
