@@ -247,24 +247,22 @@ async fn after_a_key_rotation_tokens_of_the_earlier_key_still_work() {
     let user = app.register("rotated").await;
     let header = jsonwebtoken::decode_header(&user.access_token).unwrap();
     assert_eq!(header.kid.as_deref(), Some("k2"));
-    let mut earlier = Header::new(Algorithm::HS256);
-    earlier.kid = Some("k1".into());
-    let old = jsonwebtoken::encode(
-        &earlier,
-        &claims(&user.user_id.to_string()),
-        &EncodingKey::from_secret(EARLIER.as_bytes()),
-    )
-    .unwrap();
+    let earlier_key = |kid: &str| {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.into());
+        let claims = claims(&user.user_id.to_string());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(EARLIER.as_bytes()),
+        )
+        .unwrap()
+    };
+    let old = earlier_key("k1");
     assert_eq!(status_of(&app, &old).await, 200);
     assert_eq!(handshake(&app, &old, true).await.0, 101);
     // The earlier secret under the current kid is not the current key.
-    earlier.kid = Some("k2".into());
-    let mislabelled = jsonwebtoken::encode(
-        &earlier,
-        &claims(&user.user_id.to_string()),
-        &EncodingKey::from_secret(EARLIER.as_bytes()),
-    )
-    .unwrap();
+    let mislabelled = earlier_key("k2");
     assert_eq!(status_of(&app, &mislabelled).await, 401);
     assert_eq!(handshake(&app, &mislabelled, false).await.0, 401);
 }
