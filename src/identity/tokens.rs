@@ -102,24 +102,19 @@ impl TokenService {
         Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 
-    /// A `kid` naming an earlier secret is checked with that one only; any other token with the
-    /// current secret (its `kid` is optional), and a token without `kid` also with the earlier
-    /// ones, which signed before key ids were set.
+    /// A `kid` naming an earlier secret is checked with that one only (config keeps earlier
+    /// ids apart from the current one); any other token with the current secret (its `kid` is
+    /// optional), and a token without `kid` also with the earlier ones, which signed before key
+    /// ids were set.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let kid = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid)?
             .kid;
-        let earlier = |kid: &str| {
-            self.previous
-                .iter()
-                .find(|(k, _)| k == kid)
-                .map(|(_, key)| key)
-        };
-        let keys: Vec<&DecodingKey> = match kid.as_deref() {
-            Some(kid) if self.kid.as_deref() != Some(kid) && earlier(kid).is_some() => {
-                earlier(kid).into_iter().collect()
+        let keys: Vec<&DecodingKey> = match kid {
+            Some(kid) => {
+                let earlier = self.previous.iter().find(|(k, _)| *k == kid);
+                vec![earlier.map_or(&self.decoding, |(_, key)| key)]
             }
-            Some(_) => vec![&self.decoding],
             None => std::iter::once(&self.decoding)
                 .chain(self.previous.iter().map(|(_, key)| key))
                 .collect(),

@@ -113,18 +113,12 @@ pub async fn insert_batch(
     let column = |f: &dyn Fn(&NewMessage) -> String| -> Value {
         batch.iter().map(f).collect::<Vec<String>>().into()
     };
+    let uuids =
+        |f: fn(&NewMessage) -> Uuid| -> Value { batch.iter().map(f).collect::<Vec<Uuid>>().into() };
     let values: Vec<Value> = vec![
-        batch.iter().map(|m| m.id).collect::<Vec<Uuid>>().into(),
-        batch
-            .iter()
-            .map(|m| m.room_id)
-            .collect::<Vec<Uuid>>()
-            .into(),
-        batch
-            .iter()
-            .map(|m| m.sender_id)
-            .collect::<Vec<Uuid>>()
-            .into(),
+        uuids(|m| m.id),
+        uuids(|m| m.room_id),
+        uuids(|m| m.sender_id),
         column(&|m| m.content.clone()),
         column(&|m| optional(m.reply_to)),
         column(&|m| m.client_msg_id.clone().unwrap_or_default()),
