@@ -69,7 +69,16 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
         deps.clone(),
         (expires_at, epoch_seen),
     ));
-    let ready = subscribe_defaults(&deps, &handle).await.ok().map(|rooms| {
+    // Communities are followed before `ready` too: a presence change announced after `ready`
+    // must reach this session.
+    let (rooms, communities) = tokio::join!(
+        subscribe_defaults(&deps, &handle),
+        deps.hooks.communities_of(user)
+    );
+    if let Ok(communities) = communities {
+        deps.gateway.follow_communities(&handle, communities);
+    }
+    let ready = rooms.ok().map(|rooms| {
         text(&ServerFrame::Ready {
             user_id: user,
             session_id: Uuid::now_v7(),
@@ -84,10 +93,6 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
         let _ = writer.await;
         deps.gateway.unregister(&handle);
         return;
-    }
-    // The writer drains the outbox from here on; the slower start-up work comes after.
-    if let Ok(communities) = deps.hooks.communities_of(user).await {
-        deps.gateway.follow_communities(&handle, communities);
     }
     if deps.presence.connected(user).await {
         Presence::announce(&deps.bus, deps.hooks.as_ref(), user, true).await;
