@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::ratelimit::Rate;
+
 /// A value that never prints itself (Debug and Display are redacted).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -53,10 +55,16 @@ pub struct JwtConfig {
 pub struct RateLimitConfig {
     /// `GUILDHALL_RATE_LIMITS=off` disables every limit (load tests, trusted deployments).
     pub enabled: bool,
-    /// Login + register attempts per client IP per minute.
-    pub auth_per_ip_per_min: u32,
-    /// Login attempts per username per minute (slows password guessing against one account).
-    pub auth_per_username_per_min: u32,
+    /// Login + register attempts per client IP (burst = the per-minute rate).
+    pub auth_per_ip: Rate,
+    /// Login attempts per username (slows password guessing against one account).
+    pub auth_per_username: Rate,
+    /// Message sends per user, REST and WebSocket together.
+    pub messages: Rate,
+    /// Typing notices per user, over all rooms and sessions (after the per-room 1 s coalescing).
+    pub typing: Rate,
+    /// Upload requests (presigned URLs) per user.
+    pub uploads: Rate,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +179,12 @@ const KEYS: &[&str] = &[
     "rate_limits",
     "rate_limit_auth_per_ip_per_min",
     "rate_limit_auth_per_username_per_min",
+    "rate_limit_messages_per_min",
+    "rate_limit_messages_burst",
+    "rate_limit_typing_per_min",
+    "rate_limit_typing_burst",
+    "rate_limit_uploads_per_min",
+    "rate_limit_uploads_burst",
     "cors_origins",
     "request_timeout_s",
     "body_limit_bytes",
@@ -323,16 +337,11 @@ impl Config {
             auto_migrate: flag(get("auto_migrate"), "auto_migrate", false)?,
             rate_limits: RateLimitConfig {
                 enabled: flag(get("rate_limits"), "rate_limits", true)?,
-                auth_per_ip_per_min: positive(
-                    get("rate_limit_auth_per_ip_per_min"),
-                    "rate_limit_auth_per_ip_per_min",
-                    60,
-                )?,
-                auth_per_username_per_min: positive(
-                    get("rate_limit_auth_per_username_per_min"),
-                    "rate_limit_auth_per_username_per_min",
-                    10,
-                )?,
+                auth_per_ip: rate(&get, "auth_per_ip", 60, None)?,
+                auth_per_username: rate(&get, "auth_per_username", 10, None)?,
+                messages: rate(&get, "messages", 120, Some(30))?,
+                typing: rate(&get, "typing", 60, Some(10))?,
+                uploads: rate(&get, "uploads", 30, Some(10))?,
             },
             cors_origins: cors_origins(get("cors_origins"))?,
             request_timeout: Duration::from_secs(positive(
@@ -558,6 +567,26 @@ where
     Ok(parsed)
 }
 
+/// `rate_limit_<name>_per_min`, and `rate_limit_<name>_burst` when the limit has one (else the
+/// burst is the per-minute rate).
+fn rate<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    name: &str,
+    per_min: u32,
+    burst: Option<u32>,
+) -> Result<Rate, ConfigError> {
+    let key = format!("rate_limit_{name}_per_min");
+    let per_min = positive(get(&key), &key, per_min)?;
+    let burst = match burst {
+        Some(default) => {
+            let key = format!("rate_limit_{name}_burst");
+            positive(get(&key), &key, default)?
+        }
+        None => per_min,
+    };
+    Ok(Rate { burst, per_min })
+}
+
 fn flag(value: Option<&str>, key: &str, default: bool) -> Result<bool, ConfigError> {
     match value.map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
@@ -637,6 +666,35 @@ mod tests {
         assert_eq!(config.media.max_bytes, 25 * 1024 * 1024);
         assert_eq!(config.media.allowed_types.len(), 7);
         assert!(config.rate_limits.enabled);
+        let limits = &config.rate_limits;
+        assert_eq!(
+            limits.auth_per_ip,
+            Rate {
+                burst: 60,
+                per_min: 60
+            }
+        );
+        assert_eq!(
+            limits.messages,
+            Rate {
+                burst: 30,
+                per_min: 120
+            }
+        );
+        assert_eq!(
+            limits.typing,
+            Rate {
+                burst: 10,
+                per_min: 60
+            }
+        );
+        assert_eq!(
+            limits.uploads,
+            Rate {
+                burst: 10,
+                per_min: 30
+            }
+        );
         assert!(!config.auto_migrate);
         assert!(config.jwt.kid.is_none() && config.jwt.previous.is_empty());
     }
@@ -676,6 +734,16 @@ mod tests {
             ("ballot_secret", "short", "GUILDHALL_BALLOT_SECRET"),
             ("access_token_ttl_s", "0", "GUILDHALL_ACCESS_TOKEN_TTL_S"),
             ("rate_limits", "maybe", "GUILDHALL_RATE_LIMITS"),
+            (
+                "rate_limit_messages_burst",
+                "0",
+                "GUILDHALL_RATE_LIMIT_MESSAGES_BURST",
+            ),
+            (
+                "rate_limit_typing_per_min",
+                "-1",
+                "GUILDHALL_RATE_LIMIT_TYPING_PER_MIN",
+            ),
             ("cors_origins", "example.com", "GUILDHALL_CORS_ORIGINS"),
             ("log_format", "xml", "GUILDHALL_LOG_FORMAT"),
             ("no_such_key", "1", "GUILDHALL_NO_SUCH_KEY"),

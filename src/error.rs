@@ -73,7 +73,7 @@ pub enum AppError {
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     #[error("rate limited")]
-    RateLimited { retry_after_s: u64 },
+    RateLimited { retry_after: std::time::Duration },
     #[error("unavailable: {detail}")]
     Unavailable {
         detail: String,
@@ -133,8 +133,11 @@ impl AppError {
             | Self::PayloadTooLarge(d)
             | Self::UnsupportedMediaType(d) => d.clone(),
             Self::NotFound => "the resource does not exist or is not visible to you".to_owned(),
-            Self::RateLimited { retry_after_s } => {
-                format!("too many requests; retry in {retry_after_s} s")
+            Self::RateLimited { retry_after } => {
+                format!(
+                    "too many requests; retry in {} ms",
+                    retry_after.as_millis().max(1)
+                )
             }
             Self::Unavailable { detail, .. } => detail.clone(),
             Self::Internal(_) => {
@@ -143,11 +146,26 @@ impl AppError {
         }
     }
 
+    /// Whole seconds for `Retry-After`, rounded up: a client that waits them will not be early.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_s } => Some(*retry_after_s),
+            Self::RateLimited { retry_after } => {
+                Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
+            }
             Self::Unavailable { retry_after_s, .. } => *retry_after_s,
             _ => None,
+        }
+    }
+
+    /// The same wait in milliseconds, for WebSocket error frames (sends refill in well under 1 s).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } => Some(
+                u64::try_from(retry_after.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            ),
+            _ => self.retry_after().map(|s| s * 1000),
         }
     }
 

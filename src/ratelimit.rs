@@ -1,6 +1,8 @@
-//! Fixed-window rate limits, shared across nodes through Redis when configured and kept
-//! in-process otherwise. A Redis failure falls back to the node's own window rather than
-//! letting every request through or refusing all of them.
+//! Token-bucket rate limits (GCRA), shared across nodes through Redis when configured and kept
+//! in-process otherwise. A key may spend `burst` at once and then `per_min` a minute, so over
+//! any span `t` it is granted at most `burst + per_min * t / 60 s`. A Redis failure or stall
+//! falls back to the node's own bucket rather than letting every request through or refusing
+//! all of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,12 +12,25 @@ use redis::aio::ConnectionManager;
 
 use crate::error::AppError;
 
-/// A named limit: at most `max` hits per `window` for one key.
+/// A rate: `burst` at once, refilled at `per_min` a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub per_min: u32,
+}
+
+impl Rate {
+    /// Time one token takes to come back.
+    fn interval(self) -> Duration {
+        Duration::from_secs(60) / self.per_min.max(1)
+    }
+}
+
+/// A named limit on one kind of action.
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
     pub name: &'static str,
-    pub max: u32,
-    pub window: Duration,
+    pub rate: Rate,
 }
 
 #[derive(Clone)]
@@ -24,25 +39,34 @@ pub struct RateLimiter {
     redis: Option<(ConnectionManager, String)>,
     /// Built once: `Script` hashes its source for EVALSHA.
     script: Arc<redis::Script>,
-    local: Arc<Mutex<LocalWindows>>,
+    local: Arc<Mutex<LocalBuckets>>,
 }
 
+/// Per key, the theoretical arrival time: when the bucket would be full again.
 #[derive(Default)]
-struct LocalWindows {
-    windows: HashMap<String, (Instant, u32)>,
+struct LocalBuckets {
+    full_at: HashMap<String, Instant>,
 }
 
 const LOCAL_PRUNE_AT: usize = 10_000;
+/// Past this, Redis counts as down for this hit: no request waits on a stalled Redis.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// INCR the window's counter, start its expiry on the first hit, return (count, ms left).
-const REDIS_WINDOW: &str = r"
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
+/// GCRA on Redis's own clock (nodes' clocks may differ), in microseconds. Returns the wait
+/// before the hit would be allowed: 0 when it was allowed and counted.
+const REDIS_BUCKET: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2]) * interval
+local full_at = tonumber(redis.call('GET', KEYS[1])) or now
+if full_at < now then full_at = now end
+local next_full_at = full_at + interval
+local wait = next_full_at - now - capacity
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], string.format('%.0f', next_full_at), 'PX',
+  math.ceil((next_full_at - now) / 1000) + 1)
+return 0
 ";
 
 impl RateLimiter {
@@ -50,57 +74,57 @@ impl RateLimiter {
         Self {
             enabled,
             redis,
-            script: Arc::new(redis::Script::new(REDIS_WINDOW)),
+            script: Arc::new(redis::Script::new(REDIS_BUCKET)),
             local: Arc::default(),
         }
     }
 
-    /// Counts one hit; `RateLimited` with the seconds until the window resets when over.
+    /// Spends one token of `key`'s bucket; `RateLimited` with the wait until one is back.
     pub async fn hit(&self, limit: Limit, key: &str) -> Result<(), AppError> {
         if !self.enabled {
             return Ok(());
         }
-        let (count, remaining) = match &self.redis {
+        let wait = match &self.redis {
             Some((conn, prefix)) => {
-                match redis_hit(&self.script, conn.clone(), prefix, limit, key).await {
-                    Ok(hit) => hit,
-                    Err(err) => {
-                        tracing::warn!(error = %err, limit = limit.name, "redis rate limit failed; using local window");
+                let hit = redis_hit(&self.script, conn.clone(), prefix, limit, key);
+                match tokio::time::timeout(REDIS_TIMEOUT, hit).await {
+                    Ok(Ok(wait)) => wait,
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(err)) => err.to_string(),
+                            _ => "timed out".to_owned(),
+                        };
+                        tracing::warn!(%error, limit = limit.name, "redis rate limit failed; using the local bucket");
                         self.local_hit(limit, key)
                     }
                 }
             }
             None => self.local_hit(limit, key),
         };
-        if count > limit.max {
-            let retry_after_s = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
-            return Err(AppError::RateLimited {
-                retry_after_s: retry_after_s.max(1),
-            });
+        if wait.is_zero() {
+            Ok(())
+        } else {
+            Err(AppError::RateLimited { retry_after: wait })
         }
-        Ok(())
     }
 
-    fn local_hit(&self, limit: Limit, key: &str) -> (u32, Duration) {
+    fn local_hit(&self, limit: Limit, key: &str) -> Duration {
         let now = Instant::now();
         let mut local = self.local.lock().expect("rate limit mutex poisoned");
-        if local.windows.len() >= LOCAL_PRUNE_AT {
-            local
-                .windows
-                .retain(|_, (start, _)| now.duration_since(*start) < limit.window);
+        if local.full_at.len() >= LOCAL_PRUNE_AT {
+            local.full_at.retain(|_, full_at| *full_at > now);
         }
-        let entry = local
-            .windows
+        let full_at = local
+            .full_at
             .entry(format!("{}:{key}", limit.name))
-            .or_insert((now, 0));
-        if now.duration_since(entry.0) >= limit.window {
-            *entry = (now, 0);
+            .or_insert(now);
+        let interval = limit.rate.interval();
+        let next_full_at = (*full_at).max(now) + interval;
+        let wait = (next_full_at - now).saturating_sub(interval * limit.rate.burst);
+        if wait.is_zero() {
+            *full_at = next_full_at;
         }
-        entry.1 += 1;
-        (
-            entry.1,
-            limit.window.saturating_sub(now.duration_since(entry.0)),
-        )
+        wait
     }
 }
 
@@ -110,15 +134,16 @@ async fn redis_hit(
     prefix: &str,
     limit: Limit,
     key: &str,
-) -> redis::RedisResult<(u32, Duration)> {
+) -> redis::RedisResult<Duration> {
     let redis_key = format!("{prefix}rl:{}:{key}", limit.name);
-    let window_ms = u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX);
-    let (count, ttl_ms): (u32, u64) = script
+    let interval_us = u64::try_from(limit.rate.interval().as_micros()).unwrap_or(u64::MAX);
+    let wait_us: u64 = script
         .key(redis_key)
-        .arg(window_ms)
+        .arg(interval_us)
+        .arg(limit.rate.burst)
         .invoke_async(&mut conn)
         .await?;
-    Ok((count, Duration::from_millis(ttl_ms)))
+    Ok(Duration::from_micros(wait_us))
 }
 
 #[cfg(test)]
@@ -127,18 +152,21 @@ mod tests {
 
     const LIMIT: Limit = Limit {
         name: "t",
-        max: 2,
-        window: Duration::from_secs(60),
+        rate: Rate {
+            burst: 2,
+            per_min: 60,
+        },
     };
 
     #[tokio::test]
-    async fn local_window_limits_per_key() {
+    async fn local_bucket_allows_the_burst_then_refills_at_the_rate() {
         let limiter = RateLimiter::new(true, None);
         limiter.hit(LIMIT, "a").await.unwrap();
         limiter.hit(LIMIT, "a").await.unwrap();
         let err = limiter.hit(LIMIT, "a").await.unwrap_err();
         assert!(
-            matches!(err, AppError::RateLimited { retry_after_s } if (1..=60).contains(&retry_after_s))
+            matches!(err, AppError::RateLimited { retry_after } if retry_after > Duration::from_millis(900) && retry_after <= Duration::from_secs(1)),
+            "{err:?}"
         );
         limiter.hit(LIMIT, "b").await.unwrap();
     }
@@ -149,5 +177,23 @@ mod tests {
         for _ in 0..10 {
             limiter.hit(LIMIT, "a").await.unwrap();
         }
+    }
+
+    #[test]
+    fn a_refused_hit_spends_nothing() {
+        let limiter = RateLimiter::new(true, None);
+        let fast = Limit {
+            name: "f",
+            rate: Rate {
+                burst: 1,
+                per_min: 60_000,
+            },
+        };
+        assert!(limiter.local_hit(fast, "k").is_zero());
+        for _ in 0..100 {
+            let _ = limiter.local_hit(fast, "k");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(limiter.local_hit(fast, "k").is_zero());
     }
 }

@@ -1,7 +1,5 @@
 //! Identity logic shared by REST handlers, the CLI (`demo-seed`) and other features.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use entity::users;
 use sea_orm::{DatabaseConnection, TransactionTrait};
@@ -56,13 +54,10 @@ pub struct Registration<'a> {
     pub display_name: Option<&'a str>,
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
-
 fn per_ip(state: &AppState, name: &'static str) -> Limit {
     Limit {
         name,
-        max: state.config.rate_limits.auth_per_ip_per_min,
-        window: MINUTE,
+        rate: state.config.rate_limits.auth_per_ip,
     }
 }
 
@@ -130,8 +125,7 @@ pub async fn login(
     state.limiter.hit(per_ip(state, "login_ip"), ip).await?;
     let user_limit = Limit {
         name: "login_user",
-        max: state.config.rate_limits.auth_per_username_per_min,
-        window: MINUTE,
+        rate: state.config.rate_limits.auth_per_username,
     };
     let normalized = username.to_ascii_lowercase();
     state.limiter.hit(user_limit, &normalized).await?;

@@ -16,6 +16,7 @@ use super::storage::Storage;
 use super::{callback, checks};
 use crate::error::AppError;
 use crate::permissions::{ScopeKind, perm};
+use crate::ratelimit::Limit;
 use crate::realtime::Audience;
 use crate::state::AppState;
 
@@ -43,6 +44,11 @@ pub async fn create_upload(
         .permissions
         .require_kind::<perm::UploadMedia>(user, input.room_id, ScopeKind::Room)
         .await?;
+    let limit = Limit {
+        name: "uploads",
+        rate: state.config.rate_limits.uploads,
+    };
+    state.limiter.hit(limit, &user.to_string()).await?;
     let config = &state.config.media;
     let filename = checks::filename(&input.filename)?;
     let content_type = checks::content_type(config, &input.content_type)?;

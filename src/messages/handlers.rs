@@ -40,7 +40,9 @@ pub struct SendRequest {
     params(("room_id" = Uuid, Path)), request_body = SendRequest,
     responses((status = 201, body = MessageView), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn send(
     State(state): State<AppState>,
     auth: AuthUser,

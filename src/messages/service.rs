@@ -11,6 +11,7 @@ use super::events::{MessageEvent, MessageView};
 use super::repo::{self, NewMessage};
 use crate::error::AppError;
 use crate::permissions::{Authorized, Perm, perm};
+use crate::ratelimit::Limit;
 use crate::realtime::Audience;
 use crate::state::AppState;
 use crate::{identity, media};
@@ -41,6 +42,11 @@ pub async fn send(
     auth: &Authorized<perm::SendMessages>,
     input: SendInput,
 ) -> Result<MessageView, AppError> {
+    let limit = Limit {
+        name: "messages",
+        rate: state.config.rate_limits.messages,
+    };
+    state.limiter.hit(limit, &auth.user().to_string()).await?;
     check_content(state, &input.content)?;
     let room = auth.scope().id;
     check_client_msg_id(input.client_msg_id.as_deref())?;

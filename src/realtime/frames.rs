@@ -45,6 +45,9 @@ pub enum ServerFrame<'a> {
         message: &'a str,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a str>,
+        /// How long to wait before retrying (`rate_limited`, `unavailable`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     HeartbeatAck,
     Subscribed {

@@ -18,6 +18,8 @@ use super::gateway::{Gateway, Out, SessionHandle};
 use super::hooks::{Hooks, PolicyEpoch};
 use super::presence::Presence;
 use crate::config::MessagingConfig;
+use crate::error::AppError;
+use crate::ratelimit::{Limit, Rate, RateLimiter};
 
 const TYPING_TTL_MS: u64 = 5_000;
 const TYPING_MIN_INTERVAL: Duration = Duration::from_millis(1_000);
@@ -38,6 +40,9 @@ pub struct Deps {
     pub bus: Bus,
     pub config: MessagingConfig,
     pub shutdown: CancellationToken,
+    pub limiter: RateLimiter,
+    /// Typing notices per user, across sessions and nodes.
+    pub typing_rate: Rate,
 }
 
 fn text(frame: &ServerFrame<'_>) -> Utf8Bytes {
@@ -49,6 +54,16 @@ fn error_frame(code: &str, message: &str, reference: Option<&str>) -> Utf8Bytes 
         code,
         message,
         reference,
+        retry_after_ms: None,
+    })
+}
+
+fn app_error_frame(err: &AppError, reference: Option<&str>) -> Utf8Bytes {
+    text(&ServerFrame::Error {
+        code: err.code(),
+        message: &err.detail(),
+        reference,
+        retry_after_ms: err.retry_after_ms(),
     })
 }
 
@@ -248,7 +263,7 @@ async fn handle_frame(
                         let ack = serde_json::json!({"type": "ack", "client_msg_id": client_msg_id, "message": message});
                         Utf8Bytes::from(ack.to_string())
                     }
-                    Err(err) => error_frame(err.code(), &err.detail(), Some(&client_msg_id)),
+                    Err(err) => app_error_frame(&err, Some(&client_msg_id)),
                 };
                 let _ = tx.send(Out::Frame(frame)).await;
             });
@@ -263,6 +278,13 @@ async fn handle_frame(
             match deps.hooks.can_send(handle.user, room_id).await {
                 Ok(true) => {
                     typing.insert(room_id, Instant::now());
+                    let limit = Limit {
+                        name: "typing",
+                        rate: deps.typing_rate,
+                    };
+                    if let Err(err) = deps.limiter.hit(limit, &handle.user.to_string()).await {
+                        return reply(app_error_frame(&err, None));
+                    }
                     let event = ServerFrame::Typing {
                         room_id,
                         user_id: handle.user,
@@ -286,7 +308,7 @@ async fn handle_frame(
         }
         ClientFrame::Read { room_id, seq } => {
             if let Err(err) = deps.hooks.read(handle.user, room_id, seq).await {
-                reply(error_frame(err.code(), &err.detail(), None));
+                reply(app_error_frame(&err, None));
             }
         }
         ClientFrame::Resume { positions } => {
@@ -669,6 +691,8 @@ impl Deps {
             bus: state.bus.clone(),
             config: state.config.messaging.clone(),
             shutdown: state.shutdown.clone(),
+            limiter: state.limiter.clone(),
+            typing_rate: state.config.rate_limits.typing,
         }
     }
 }

@@ -140,6 +140,10 @@ pub fn base_settings(database: &str) -> BTreeMap<String, String> {
             format!("gh-test-{}:", Uuid::new_v4().simple()),
         ),
         ("log", "warn".to_owned()),
+        // Tests of ordering and loss send fast; tests/api/ratelimit.rs sets its own limits.
+        ("rate_limit_messages_burst", "100000".to_owned()),
+        ("rate_limit_typing_burst", "100000".to_owned()),
+        ("rate_limit_uploads_burst", "100000".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

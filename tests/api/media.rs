@@ -941,3 +941,49 @@ async fn media_answers_503_without_object_storage() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn upload_requests_beyond_the_users_rate_are_refused_429() {
+    let media = media_app_with(|s| {
+        s.insert("rate_limits".into(), "on".into());
+        s.insert("rate_limit_uploads_burst".into(), "2".into());
+        s.insert("rate_limit_uploads_per_min".into(), "1".into());
+    })
+    .await;
+    let app = &media.app;
+    let (alice, bob, room) = room_with_two(app).await;
+    let body =
+        json!({"room_id": room, "filename": "a.txt", "content_type": "text/plain", "size": 3});
+    for _ in 0..2 {
+        let response = start_upload(app, &alice, body.clone()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let refused = start_upload(app, &alice, body.clone()).await;
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_problem(refused, 429, "rate_limited").await;
+    let pending: i64 = media
+        .app
+        .db()
+        .await
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT count(*) AS n FROM attachments".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(pending, 2, "a refused request stores nothing");
+    // Bob's bucket is his own.
+    assert_eq!(
+        start_upload(app, &bob, body).await.status(),
+        StatusCode::CREATED
+    );
+    media.app.stop().await;
+}
