@@ -91,18 +91,14 @@ impl App {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         tracing::info!(addr = %self.local_addr(), "serving");
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        // Small frames (acks after an event) must not wait on Nagle's algorithm.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "TCP_NODELAY not set");
-            }
-        });
-        axum::serve(listener, service)
-            .with_graceful_shutdown(stop_signal(shutdown.clone()))
-            .await?;
+        let header_read_timeout = self.state.config.header_read_timeout;
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            header_read_timeout,
+            stop_signal(shutdown.clone()),
+        )
+        .await;
         shutdown.cancel();
         self.state.gateway.tasks.close();
         self.state.gateway.tasks.wait().await;

@@ -84,6 +84,8 @@ pub struct Config {
     /// Browser origins allowed by CORS; empty = no CORS headers; `*` = any origin.
     pub cors_origins: Vec<String>,
     pub request_timeout: Duration,
+    /// A connection that has not sent a whole request head within this is closed.
+    pub header_read_timeout: Duration,
     pub body_limit_bytes: usize,
     /// Take the client IP from the last `X-Forwarded-For` entry (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
@@ -187,6 +189,7 @@ const KEYS: &[&str] = &[
     "rate_limit_uploads_burst",
     "cors_origins",
     "request_timeout_s",
+    "header_read_timeout_s",
     "body_limit_bytes",
     "trust_forwarded_for",
     "max_group_depth",
@@ -348,6 +351,11 @@ impl Config {
                 get("request_timeout_s"),
                 "request_timeout_s",
                 30,
+            )?),
+            header_read_timeout: Duration::from_secs(positive(
+                get("header_read_timeout_s"),
+                "header_read_timeout_s",
+                10,
             )?),
             body_limit_bytes: positive(get("body_limit_bytes"), "body_limit_bytes", 1024 * 1024)?,
             trust_forwarded_for: flag(get("trust_forwarded_for"), "trust_forwarded_for", false)?,

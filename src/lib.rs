@@ -1,6 +1,6 @@
 //! Guildhall: a community platform backend (communities, rooms, permissions, realtime chat).
 //!
-//! Kernel: `config`, `error`, `extract`, `state`, `telemetry`, `ratelimit`, `db`, `app`.
+//! Kernel: `config`, `error`, `extract`, `state`, `telemetry`, `ratelimit`, `db`, `serve`, `app`.
 //! Features (vertical slices): `identity`, `ops`. See ARCHITECTURE.md for the rules.
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod permissions;
 pub mod polls;
 pub mod ratelimit;
 pub mod realtime;
+pub mod serve;
 pub mod shared;
 pub mod state;
 pub mod telemetry;

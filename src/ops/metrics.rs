@@ -84,7 +84,7 @@ impl Metrics {
         let bus_publish_seconds = Histogram::new(LATENCY_BUCKETS.iter().copied());
         registry.register(
             "bus_publish_seconds",
-            "Redis PUBLISH of one event",
+            "One Redis round trip publishing queued events",
             bus_publish_seconds.clone(),
         );
         registry.register(

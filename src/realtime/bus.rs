@@ -3,17 +3,22 @@
 //! once, at publish; every recipient shares the same `Arc<str>`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Capacity of the node-local fan-out channel; a gateway that falls this far behind resyncs.
 const LOCAL_CAPACITY: usize = 65_536;
+/// Envelopes waiting for Redis; past this (Redis stalled for seconds) new ones are dropped.
+const REMOTE_CAPACITY: usize = 65_536;
+/// Most PUBLISH commands sent in one round trip.
+const PUBLISH_BATCH: usize = 256;
 
 /// Who an event is for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -47,22 +52,29 @@ pub struct Envelope {
 pub struct Bus {
     node_id: Uuid,
     local: broadcast::Sender<Arc<Envelope>>,
-    redis: Option<(ConnectionManager, String)>,
-    /// Time of each Redis PUBLISH (the cross-node hop's cost on the publishing side).
-    publish_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Envelopes for the other nodes, in publish order, to the Redis publisher task.
+    remote: Option<mpsc::Sender<String>>,
+    /// Envelopes dropped because the Redis queue was full.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Bus {
+    /// With Redis, spawns the task that publishes to it (so call this inside the runtime).
     pub fn new(
         redis: Option<(ConnectionManager, String)>,
         publish_seconds: prometheus_client::metrics::histogram::Histogram,
     ) -> Self {
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
+        let remote = redis.map(|(conn, channel)| {
+            let (tx, rx) = mpsc::channel(REMOTE_CAPACITY);
+            tokio::spawn(publish_to_redis(rx, conn, channel, publish_seconds));
+            tx
+        });
         Self {
             node_id: Uuid::now_v7(),
             local,
-            redis,
-            publish_seconds,
+            remote,
+            dropped: Arc::default(),
         }
     }
 
@@ -100,22 +112,18 @@ impl Bus {
         });
         // Local delivery first: the origin node never waits for its own echo (and skips it).
         let _ = self.local.send(envelope.clone());
-        if let Some((conn, channel)) = &self.redis {
-            let mut conn = conn.clone();
-            let Ok(payload) = serde_json::to_string(envelope.as_ref()) else {
-                return;
-            };
-            let started = std::time::Instant::now();
-            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async(&mut conn)
-                .await;
-            self.publish_seconds
-                .observe(started.elapsed().as_secs_f64());
-            if let Err(err) = sent {
-                // Other nodes' sessions fill the gap on their next message or resume.
-                tracing::warn!(error = %err, "event not published to redis");
+        if let Some(remote) = &self.remote
+            && let Ok(payload) = serde_json::to_string(envelope.as_ref())
+            && remote.try_send(payload).is_err()
+        {
+            // Redis is stalled this far behind: other nodes' sessions fill the gap by seq
+            // on their next message or resume. The publisher never waits on Redis.
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_multiple_of(10_000) {
+                tracing::warn!(
+                    dropped = dropped + 1,
+                    "redis publish queue full; events dropped"
+                );
             }
         }
     }
@@ -161,6 +169,30 @@ impl Bus {
             if envelope.origin != self.node_id {
                 let _ = self.local.send(Arc::new(envelope));
             }
+        }
+    }
+}
+
+/// Publishes queued envelopes in order, as many per round trip as are waiting. A Redis that
+/// errs or stalls (the connection manager's response timeout bounds each round trip) costs the
+/// batch; the nodes that missed it fill the gap by seq.
+async fn publish_to_redis(
+    mut queue: mpsc::Receiver<String>,
+    mut conn: ConnectionManager,
+    channel: String,
+    publish_seconds: prometheus_client::metrics::histogram::Histogram,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for payload in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        }
+        let started = std::time::Instant::now();
+        let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        publish_seconds.observe(started.elapsed().as_secs_f64());
+        if let Err(err) = sent {
+            tracing::warn!(error = %err, "events not published to redis");
         }
     }
 }

@@ -112,7 +112,8 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
     if deps.presence.connected(user).await {
         Presence::announce(&deps.bus, deps.hooks.as_ref(), user, true).await;
     }
-    let (code, reason) = read_loop(stream, tx.clone(), handle.clone(), deps.clone()).await;
+    let mut stream = stream;
+    let (code, reason) = read_loop(&mut stream, tx.clone(), handle.clone(), deps.clone()).await;
     // Let the writer say goodbye with the right close code; a stuck one is cut off.
     if tx.try_send(Out::Close(code, reason)).is_err()
         || tokio::time::timeout(CLOSE_GRACE, &mut writer)
@@ -122,6 +123,17 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
         handle.kill.cancel();
         let _ = writer.await;
     }
+    // Closing a socket with unread input makes the kernel reset it, and a reset can destroy
+    // our Close frame before the client reads it. So read (and drop) what the client still
+    // sends until its Close answers ours.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     handle.kill.cancel();
     deps.gateway.unregister(&handle);
     if deps.presence.disconnected(user).await {
@@ -151,7 +163,7 @@ async fn subscribe_defaults(deps: &Deps, handle: &Arc<SessionHandle>) -> Result<
 
 /// Reads client frames until the socket ends; returns the close code to answer with.
 async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>,
     tx: mpsc::Sender<Out>,
     handle: Arc<SessionHandle>,
     deps: Deps,

@@ -266,3 +266,53 @@ async fn after_a_key_rotation_tokens_of_the_earlier_key_still_work() {
     assert_eq!(status_of(&app, &mislabelled).await, 401);
     assert_eq!(handshake(&app, &mislabelled, false).await.0, 401);
 }
+
+/// The handshake's status with `Origin` set (a browser page on that origin).
+async fn handshake_from(app: &TestApp, token: &str, origin: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{}/v1/ws?token={token}", app.addr);
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut stream, response)) => {
+            let _ = stream.close(None).await;
+            response.status().as_u16()
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let problem: Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(problem["code"], "forbidden", "{problem}");
+            response.status().as_u16()
+        }
+        Err(other) => panic!("handshake failed without an HTTP answer: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_on_the_websocket_handshake() {
+    let app = spawn_app().await;
+    let user = app.register("originvictim").await;
+    let own = format!("http://{}", app.addr);
+    assert_eq!(handshake_from(&app, &user.access_token, &own).await, 101);
+    assert_eq!(
+        handshake_from(&app, &user.access_token, "https://evil.example").await,
+        403
+    );
+    assert_eq!(handshake_from(&app, &user.access_token, "null").await, 403);
+
+    let listed = crate::helpers::spawn_app_with(|s| {
+        s.insert("ws_origins".into(), "https://app.example".into());
+    })
+    .await;
+    let user = listed.register("originlisted").await;
+    assert_eq!(
+        handshake_from(&listed, &user.access_token, "https://app.example").await,
+        101
+    );
+    assert_eq!(
+        handshake_from(&listed, &user.access_token, "https://evil.example").await,
+        403
+    );
+}

@@ -1,0 +1,272 @@
+//! Faults on purpose (reliability items 1, 5): the server binary is killed with SIGKILL or
+//! stopped with SIGTERM while clients send over WebSocket with `client_msg_id` and retry what
+//! was not acked. Afterwards every acked message is in Postgres, exactly once, and the room's
+//! seqs have no gaps.
+//!
+//! Sizes: `GUILDHALL_FAULT_MESSAGES` (default 2000; the reliability run uses 10000).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::helpers::{base_settings, database_url, fresh_database};
+use crate::process::Node;
+
+const SENDERS: usize = 4;
+/// Sends one connection keeps unacked at a time.
+const WINDOW: usize = 16;
+
+fn message_count() -> usize {
+    std::env::var("GUILDHALL_FAULT_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// What the clients saw: acks (client_msg_id -> message id) and how their sockets ended.
+#[derive(Default)]
+struct Outcome {
+    acked: HashMap<String, String>,
+    close_codes: Vec<Option<u16>>,
+}
+
+type Shared = Arc<Mutex<Outcome>>;
+
+/// Sends every id until it is acked, reconnecting (with back-off while the server is down)
+/// and resending what was in flight whenever the connection ends.
+async fn send_all(url: String, room: String, ids: Vec<String>, outcome: Shared) {
+    loop {
+        let todo: VecDeque<String> = {
+            let seen = outcome.lock().unwrap();
+            ids.iter()
+                .filter(|id| !seen.acked.contains_key(*id))
+                .cloned()
+                .collect()
+        };
+        if todo.is_empty() {
+            return;
+        }
+        let Ok((stream, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let close = one_connection(stream, &room, todo, &outcome).await;
+        outcome.lock().unwrap().close_codes.push(close);
+    }
+}
+
+/// One connection's life: sends with a window, records acks; returns the close code, if any.
+async fn one_connection(
+    mut stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    room: &str,
+    mut todo: VecDeque<String>,
+    outcome: &Shared,
+) -> Option<u16> {
+    let mut in_flight = 0usize;
+    loop {
+        while in_flight < WINDOW
+            && let Some(id) = todo.pop_front()
+        {
+            let frame = json!({"type": "send", "room_id": room, "client_msg_id": id,
+                "content": format!("durable {id}")});
+            if stream.send(Message::text(frame.to_string())).await.is_err() {
+                return None;
+            }
+            in_flight += 1;
+        }
+        if in_flight == 0 {
+            let _ = stream.close(None).await;
+            return None;
+        }
+        let next = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no frame for 30 s with {in_flight} sends in flight"));
+        let frame: Value = match next {
+            Some(Ok(Message::Text(text))) => serde_json::from_str(&text).unwrap(),
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        };
+        match frame["type"].as_str() {
+            Some("ack") => {
+                in_flight -= 1;
+                let id = frame["client_msg_id"].as_str().unwrap().to_owned();
+                let message = frame["message"]["id"].as_str().unwrap().to_owned();
+                let previous = outcome
+                    .lock()
+                    .unwrap()
+                    .acked
+                    .insert(id.clone(), message.clone());
+                // A retry of an acked send must answer with the original message.
+                assert!(
+                    previous.is_none_or(|p| p == message),
+                    "{id} acked as two messages"
+                );
+            }
+            Some("error") if frame["ref"].is_string() => {
+                // Refused while degraded (e.g. `unavailable`): retry it later on this socket.
+                in_flight -= 1;
+                todo.push_back(frame["ref"].as_str().unwrap().to_owned());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Starts the senders; each owns a disjoint slice of the ids.
+fn start_senders(
+    node: &Node,
+    token: &str,
+    room: &str,
+    total: usize,
+) -> (Shared, Vec<tokio::task::JoinHandle<()>>) {
+    let outcome = Shared::default();
+    let senders = (0..SENDERS)
+        .map(|k| {
+            let ids = (k..total)
+                .step_by(SENDERS)
+                .map(|i| format!("m{i:06}"))
+                .collect();
+            tokio::spawn(send_all(
+                node.ws_url(token),
+                room.to_owned(),
+                ids,
+                outcome.clone(),
+            ))
+        })
+        .collect();
+    (outcome, senders)
+}
+
+async fn acked_count(outcome: &Shared) -> usize {
+    outcome.lock().unwrap().acked.len()
+}
+
+async fn wait_for_acks(outcome: &Shared, at_least: usize) {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while acked_count(outcome).await < at_least {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("fewer than {at_least} acks in 120 s"));
+}
+
+/// Asserts what Postgres holds for the room: one row per client_msg_id, the very message each
+/// ack named, every id sent, seqs 1..=n without a gap.
+async fn assert_stored_exactly_once(database: &str, room: &str, outcome: &Shared, total: usize) {
+    let db = Database::connect(database_url(database)).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT id::text AS id, client_msg_id, seq FROM messages \
+                 WHERE room_id = '{room}' ORDER BY seq"
+            ),
+        ))
+        .await
+        .unwrap();
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let key: String = row.try_get("", "client_msg_id").unwrap();
+        let id: String = row.try_get("", "id").unwrap();
+        let seq: i64 = row.try_get("", "seq").unwrap();
+        assert_eq!(seq, i as i64 + 1, "seq gap before {key}");
+        assert!(
+            stored.insert(key.clone(), id).is_none(),
+            "{key} stored twice"
+        );
+    }
+    let outcome = outcome.lock().unwrap();
+    for (key, message) in &outcome.acked {
+        assert_eq!(
+            stored.get(key),
+            Some(message),
+            "acked {key} is not the stored row"
+        );
+    }
+    assert_eq!(outcome.acked.len(), total, "every send acked in the end");
+    assert_eq!(stored.len(), total, "rows = distinct keys = sends");
+}
+
+async fn loaded_node() -> (Node, String, String, String) {
+    let database = fresh_database().await;
+    let node = Node::start(base_settings(&database)).await;
+    let owner = node
+        .register(&format!("f{}", &Uuid::new_v4().simple().to_string()[..12]))
+        .await;
+    let room = node.room(&owner).await;
+    (node, database, owner.access_token, room)
+}
+
+#[tokio::test]
+async fn acked_messages_survive_three_sigkills_exactly_once() {
+    let total = message_count();
+    let (mut node, database, token, room) = loaded_node().await;
+    let (outcome, senders) = start_senders(&node, &token, &room, total);
+    for quarter in 1..=3 {
+        wait_for_acks(&outcome, total * quarter / 4).await;
+        node.kill9().await;
+        node.restart().await;
+    }
+    for sender in senders {
+        tokio::time::timeout(Duration::from_secs(120), sender)
+            .await
+            .expect("senders finish after the restarts")
+            .unwrap();
+    }
+    let ended = outcome.lock().unwrap().close_codes.len();
+    assert!(
+        ended >= 3,
+        "the kills cut the senders' sockets ({ended} ends)"
+    );
+    assert_stored_exactly_once(&database, &room, &outcome, total).await;
+}
+
+#[tokio::test]
+async fn sigterm_under_load_closes_with_going_away_and_loses_nothing() {
+    let total = message_count();
+    let (mut node, database, token, room) = loaded_node().await;
+    let (outcome, senders) = start_senders(&node, &token, &room, total);
+    wait_for_acks(&outcome, total / 2).await;
+    node.sigterm();
+    let status = node.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        status.success(),
+        "SIGTERM exits 0: {status}; {}",
+        node.log_tail()
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while outcome.lock().unwrap().close_codes.len() < SENDERS {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    ended.await.expect("every sender saw its socket end");
+    {
+        let outcome = outcome.lock().unwrap();
+        for code in &outcome.close_codes {
+            assert!(
+                matches!(code, Some(1001 | 1012)),
+                "close codes {:?}",
+                outcome.close_codes
+            );
+        }
+    }
+    node.restart().await;
+    for sender in senders {
+        tokio::time::timeout(Duration::from_secs(120), sender)
+            .await
+            .expect("senders finish after the restart")
+            .unwrap();
+    }
+    assert_stored_exactly_once(&database, &room, &outcome, total).await;
+}

@@ -1,0 +1,172 @@
+//! The real server binary as a child process, for tests that kill it, stop it or signal it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{PASSWORD, Session};
+
+pub struct Node {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    settings: BTreeMap<String, String>,
+    child: Child,
+    log: PathBuf,
+}
+
+/// A port nothing listens on right now (the server binds it with SO_REUSEADDR, so it can be
+/// bound again right after a kill).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Node {
+    /// Starts `guildhall serve` on `settings` (the keys of the TOML file; `bind` gets a fixed
+    /// free port so restarts keep the address) and waits until it answers.
+    pub async fn start(mut settings: BTreeMap<String, String>) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        settings.insert("bind".into(), addr.to_string());
+        let log = std::env::temp_dir().join(format!("guildhall-node-{}.log", addr.port()));
+        let child = spawn(&settings, &log);
+        let node = Self {
+            addr,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            settings,
+            child,
+            log,
+        };
+        node.wait_ready().await;
+        node
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub async fn kill9(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("server did not exit in {within:?}; {}", self.log_tail()))
+            .unwrap()
+    }
+
+    /// Starts the binary again on the same address and settings.
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.settings, &self.log);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        let url = self.url("/healthz");
+        for _ in 0..600 {
+            if let Ok(r) = self.client.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not come up; {}", self.log_tail());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/v1/ws?token={token}", self.addr)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn register(&self, username: &str) -> Session {
+        let body = json!({"username": username, "password": PASSWORD});
+        let response = self.post("/v1/auth/register", None, body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "register {username}"
+        );
+        Session::from_json(&response.json().await.unwrap())
+    }
+
+    /// A community owned by `owner` with one public room; returns the room id.
+    pub async fn room(&self, owner: &Session) -> String {
+        let token = Some(owner.access_token.as_str());
+        let body = json!({"name": "faults", "visibility": "public"});
+        let community: Value = self.created("/v1/communities", token, body).await;
+        let path = format!(
+            "/v1/communities/{}/rooms",
+            community["id"].as_str().unwrap()
+        );
+        let room = self.created(&path, token, json!({"name": "load"})).await;
+        room["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn created(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        let response = self.post(path, token, body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "POST {path}");
+        response.json().await.unwrap()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        format!(
+            "server log tail:\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
+    }
+}
+
+/// The child gets only the settings (as `GUILDHALL_*`), not this process's environment, so
+/// nothing from the test run leaks into its configuration.
+fn spawn(settings: &BTreeMap<String, String>, log: &PathBuf) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_guildhall"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .kill_on_drop(true);
+    for (key, value) in settings {
+        command.env(format!("GUILDHALL_{}", key.to_uppercase()), value);
+    }
+    command.spawn().expect("server binary starts")
+}
