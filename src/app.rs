@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -34,6 +35,9 @@ use crate::ratelimit::RateLimiter;
 use crate::realtime::{Bus, Gateway, Presence};
 use crate::state::AppState;
 use crate::{db, openapi};
+
+/// How often a node checks, with several nodes, that its sessions missed no cross-node message.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(2);
 
 pub struct App {
     listener: TcpListener,
@@ -169,6 +173,13 @@ async fn build_state(
         shutdown.clone(),
     ));
     tasks.spawn(gateway.clone().dispatch(bus.subscribe(), shutdown.clone()));
+    if config.redis_url.is_some() {
+        tasks.spawn(
+            gateway
+                .clone()
+                .catch_up(hooks.clone(), CATCH_UP_EVERY, shutdown.clone()),
+        );
+    }
     let limiter = RateLimiter::new(
         config.rate_limits.enabled,
         redis.clone().map(|r| (r, config.redis_prefix.clone())),

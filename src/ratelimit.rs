@@ -40,6 +40,9 @@ pub struct RateLimiter {
     /// Built once: `Script` hashes its source for EVALSHA.
     script: Arc<redis::Script>,
     local: Arc<Mutex<LocalBuckets>>,
+    /// After a Redis failure, hits skip Redis until this instant (one slow call per outage
+    /// window instead of one per request).
+    redis_paused_until: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Per key, the theoretical arrival time: when the bucket would be full again.
@@ -51,6 +54,8 @@ struct LocalBuckets {
 const LOCAL_PRUNE_AT: usize = 10_000;
 /// Past this, Redis counts as down for this hit: no request waits on a stalled Redis.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long the node uses its own buckets after Redis failed.
+const REDIS_PAUSE: Duration = Duration::from_secs(1);
 
 /// GCRA on Redis's own clock (nodes' clocks may differ), in microseconds. Returns the wait
 /// before the hit would be allowed: 0 when it was allowed and counted.
@@ -76,6 +81,7 @@ impl RateLimiter {
             redis,
             script: Arc::new(redis::Script::new(REDIS_BUCKET)),
             local: Arc::default(),
+            redis_paused_until: Arc::default(),
         }
     }
 
@@ -85,7 +91,7 @@ impl RateLimiter {
             return Ok(());
         }
         let wait = match &self.redis {
-            Some((conn, prefix)) => {
+            Some((conn, prefix)) if !self.redis_paused() => {
                 let hit = redis_hit(&self.script, conn.clone(), prefix, limit, key);
                 match tokio::time::timeout(REDIS_TIMEOUT, hit).await {
                     Ok(Ok(wait)) => wait,
@@ -94,18 +100,25 @@ impl RateLimiter {
                             Ok(Err(err)) => err.to_string(),
                             _ => "timed out".to_owned(),
                         };
-                        tracing::warn!(%error, limit = limit.name, "redis rate limit failed; using the local bucket");
+                        tracing::warn!(%error, limit = limit.name, "redis rate limit failed; local buckets for {REDIS_PAUSE:?}");
+                        *self.redis_paused_until.lock().expect("pause mutex") =
+                            Some(Instant::now() + REDIS_PAUSE);
                         self.local_hit(limit, key)
                     }
                 }
             }
-            None => self.local_hit(limit, key),
+            _ => self.local_hit(limit, key),
         };
         if wait.is_zero() {
             Ok(())
         } else {
             Err(AppError::RateLimited { retry_after: wait })
         }
+    }
+
+    fn redis_paused(&self) -> bool {
+        let paused = self.redis_paused_until.lock().expect("pause mutex");
+        paused.is_some_and(|until| Instant::now() < until)
     }
 
     fn local_hit(&self, limit: Limit, key: &str) -> Duration {

@@ -17,6 +17,8 @@ use uuid::Uuid;
 const LOCAL_CAPACITY: usize = 65_536;
 /// Envelopes waiting for Redis; past this (Redis stalled for seconds) new ones are dropped.
 const REMOTE_CAPACITY: usize = 65_536;
+/// Longest wait for one publishing round trip.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most PUBLISH commands sent in one round trip.
 const PUBLISH_BATCH: usize = 256;
 
@@ -189,10 +191,14 @@ async fn publish_to_redis(
             pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
         }
         let started = std::time::Instant::now();
-        let sent: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        // The connection manager's own response timeout does not cover every path (a round
+        // trip caught in its reconnect to a frozen Redis waited forever), so bound it here too.
+        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
         publish_seconds.observe(started.elapsed().as_secs_f64());
-        if let Err(err) = sent {
-            tracing::warn!(error = %err, "events not published to redis");
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "events not published to redis"),
+            Err(_) => tracing::warn!("events not published to redis: timed out"),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, mpsc};
@@ -24,6 +25,8 @@ pub enum Out {
     Frame(Utf8Bytes),
     /// Replay the room from the session's position (after `resume`).
     Resume(Uuid),
+    /// The room is at this seq in Postgres: send what the session has not had (catch-up).
+    CatchUp(Uuid, i64),
     /// The client's first frame was handled: held live room frames may go out.
     Release,
     /// Close the socket with this code and reason.
@@ -162,6 +165,62 @@ impl Gateway {
             .expect("users lock")
             .get(&user)
             .map_or(0, HashMap::len)
+    }
+
+    /// With several nodes, a `message.created` lost between them (Redis down, stalled or
+    /// restarted) leaves a gap that the room's next message would reveal; when no next message
+    /// comes, this sweep does: every `every`, it asks Postgres where this node's rooms stand and
+    /// tells each session that is behind to catch up.
+    pub async fn catch_up(
+        self: Arc<Self>,
+        hooks: Arc<dyn super::Hooks>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let rooms: Vec<Uuid> = self
+                .rooms
+                .read()
+                .expect("rooms lock")
+                .keys()
+                .copied()
+                .collect();
+            if rooms.is_empty() {
+                continue;
+            }
+            let Ok(current) = hooks.last_seqs(&rooms).await else {
+                continue;
+            };
+            for room in current {
+                self.nudge_behind(room.room_id, room.last_seq);
+            }
+        }
+    }
+
+    fn nudge_behind(&self, room: Uuid, last_seq: i64) {
+        let sessions: Vec<Arc<SessionHandle>> = self
+            .rooms
+            .read()
+            .expect("rooms lock")
+            .get(&room)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        for session in sessions {
+            let behind = session
+                .rooms
+                .lock()
+                .expect("session rooms")
+                .get(&room)
+                .is_some_and(|position| *position < last_seq);
+            // A full outbox is a slow consumer, dealt with elsewhere; the next sweep retries.
+            if behind {
+                let _ = session.outbox.try_send(Out::CatchUp(room, last_seq));
+            }
+        }
     }
 
     /// Fans bus events out until shutdown.

@@ -503,6 +503,9 @@ impl Writer {
             Out::Event(envelope, frame) => self.event(&envelope, frame).await,
             Out::Frame(frame) => self.send(frame).await,
             Out::Resume(room) => self.resume(room).await,
+            // Before the first frame a resume may be coming; the next sweep comes again.
+            Out::CatchUp(..) if held.is_some() => true,
+            Out::CatchUp(room, until) => self.catch_up(room, until).await,
             Out::Close(code, reason) => {
                 self.close(code, reason).await;
                 false
@@ -632,6 +635,22 @@ impl Writer {
             .get_mut(&room)
         {
             *position = (*position).max(seq);
+        }
+    }
+
+    /// Sends what the session has not had of the room up to `until`, if it still follows it.
+    async fn catch_up(&mut self, room: Uuid, until: i64) -> bool {
+        self.revalidate().await;
+        let position = self
+            .handle
+            .rooms
+            .lock()
+            .expect("session rooms")
+            .get(&room)
+            .copied();
+        match position {
+            Some(position) if position < until => self.fill(room, position, until).await,
+            _ => true,
         }
     }
 

@@ -5,9 +5,9 @@
 //!
 //! Sizes: `GUILDHALL_FAULT_MESSAGES` (default 2000; the reliability run uses 10000).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use sea_orm::{ConnectionTrait, Database, Statement};
@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::helpers::{base_settings, database_url, fresh_database};
-use crate::process::Node;
+use crate::process::{Node, PrivateRedis};
 
 const SENDERS: usize = 4;
 /// Sends one connection keeps unacked at a time.
@@ -34,6 +34,8 @@ fn message_count() -> usize {
 struct Outcome {
     acked: HashMap<String, String>,
     close_codes: Vec<Option<u16>>,
+    /// Longest time from writing a send to its ack (or refusal).
+    slowest_answer: Duration,
 }
 
 type Shared = Arc<Mutex<Outcome>>;
@@ -71,6 +73,7 @@ async fn one_connection(
     outcome: &Shared,
 ) -> Option<u16> {
     let mut in_flight = 0usize;
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
     loop {
         while in_flight < WINDOW
             && let Some(id) = todo.pop_front()
@@ -80,6 +83,7 @@ async fn one_connection(
             if stream.send(Message::text(frame.to_string())).await.is_err() {
                 return None;
             }
+            sent_at.insert(id, Instant::now());
             in_flight += 1;
         }
         if in_flight == 0 {
@@ -95,6 +99,11 @@ async fn one_connection(
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return None,
         };
+        let answered = frame["client_msg_id"].as_str().or(frame["ref"].as_str());
+        if let Some(started) = answered.and_then(|id| sent_at.remove(id)) {
+            let mut outcome = outcome.lock().unwrap();
+            outcome.slowest_answer = outcome.slowest_answer.max(started.elapsed());
+        }
         match frame["type"].as_str() {
             Some("ack") => {
                 in_flight -= 1;
@@ -269,4 +278,107 @@ async fn sigterm_under_load_closes_with_going_away_and_loses_nothing() {
             .unwrap();
     }
     assert_stored_exactly_once(&database, &room, &outcome, total).await;
+}
+
+/// Collects the seqs of `room`'s `message.created` events on one socket, heartbeating.
+fn receive_seqs(
+    url: String,
+    room: String,
+) -> (Arc<Mutex<BTreeSet<i64>>>, tokio::task::JoinHandle<()>) {
+    let seqs = Arc::new(Mutex::new(BTreeSet::new()));
+    let collected = seqs.clone();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        let mut beat = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            let message = tokio::select! {
+                _ = beat.tick() => {
+                    let frame = json!({"type": "heartbeat"}).to_string();
+                    stream.send(Message::text(frame)).await.unwrap();
+                    continue;
+                }
+                message = stream.next() => message,
+            };
+            let Some(Ok(Message::Text(text))) = message else {
+                panic!("receiver socket ended: {message:?}");
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "message.created" && frame["room_id"] == room.as_str() {
+                let seq = frame["message"]["seq"].as_i64().unwrap();
+                collected.lock().unwrap().insert(seq);
+            }
+        }
+    });
+    (seqs, task)
+}
+
+fn freeze_seconds() -> u64 {
+    std::env::var("GUILDHALL_FAULT_REDIS_FREEZE_S")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5)
+}
+
+#[tokio::test]
+async fn redis_frozen_then_killed_sends_are_acked_in_time_and_other_nodes_catch_up() {
+    let total = message_count();
+    let mut redis = PrivateRedis::start().await;
+    let database = fresh_database().await;
+    let mut settings = base_settings(&database);
+    settings.insert("redis_url".into(), redis.url());
+    let sender_node = Node::start(settings.clone()).await;
+    let receiver_node = Node::start(settings).await;
+    let owner = sender_node.register("redisfaults").await;
+    let room = sender_node.room(&owner).await;
+    let (seqs, receiver) = receive_seqs(receiver_node.ws_url(&owner.access_token), room.clone());
+    // The receiver is subscribed before the first send (ready has gone out once it can get one).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let baseline = sender_node.rss_bytes();
+
+    let (outcome, senders) = start_senders(&sender_node, &owner.access_token, &room, total);
+    wait_for_acks(&outcome, total / 4).await;
+    redis.freeze();
+    tokio::time::sleep(Duration::from_secs(freeze_seconds())).await;
+    redis.thaw();
+    wait_for_acks(&outcome, total / 2).await;
+    redis.kill().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart().await;
+    for sender in senders {
+        tokio::time::timeout(Duration::from_secs(120), sender)
+            .await
+            .expect("senders finish")
+            .unwrap();
+    }
+    let slowest = outcome.lock().unwrap().slowest_answer;
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a send waited {slowest:?} for its answer"
+    );
+    assert_stored_exactly_once(&database, &room, &outcome, total).await;
+
+    // The other node's client ends with every stored seq: gaps from the outage filled.
+    let caught_up = tokio::time::timeout(Duration::from_secs(30), async {
+        while seqs.lock().unwrap().len() < total {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    if caught_up.await.is_err() {
+        let got = seqs.lock().unwrap().len();
+        if receiver.is_finished() {
+            receiver.await.expect("receiver");
+        }
+        panic!("receiver has {got} of {total} seqs");
+    }
+    let seqs = seqs.lock().unwrap().clone();
+    assert_eq!(seqs, (1..=total as i64).collect::<BTreeSet<_>>());
+    receiver.abort();
+    let grown = sender_node.rss_bytes().saturating_sub(baseline);
+    eprintln!(
+        "redis faults: slowest send answer {slowest:?}, server memory +{} KiB",
+        grown >> 10
+    );
+    assert!(grown < 50 << 20, "server memory grew {} MiB", grown >> 20);
 }
