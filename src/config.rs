@@ -72,6 +72,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub database_url: Secret<String>,
     pub database_max_connections: u32,
+    /// Longest wait for a pooled connection (and for a new one) before `unavailable`.
+    pub database_acquire_timeout: Duration,
     /// `None` = single-node mode: in-process bus, rate limits and caches.
     pub redis_url: Option<Secret<String>>,
     /// Prefix of every Redis key and channel, so deployments (and parallel tests) can share a Redis.
@@ -166,6 +168,7 @@ const KEYS: &[&str] = &[
     "bind",
     "database_url",
     "database_max_connections",
+    "database_acquire_timeout_s",
     "redis_url",
     "redis_prefix",
     "jwt_secret",
@@ -303,6 +306,11 @@ impl Config {
                 "database_max_connections",
                 20,
             )?,
+            database_acquire_timeout: Duration::from_secs(positive(
+                get("database_acquire_timeout_s"),
+                "database_acquire_timeout_s",
+                2,
+            )?),
             redis_url: get("redis_url")
                 .map(|u| redis_url(u).map(Secret))
                 .transpose()?,

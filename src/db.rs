@@ -1,7 +1,5 @@
 //! Postgres connection and migrations.
 
-use std::time::Duration;
-
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
@@ -12,8 +10,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     options
         .max_connections(config.database_max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        // A Postgres that is down must turn into `unavailable` quickly, not a hung request.
+        .connect_timeout(config.database_acquire_timeout)
+        .acquire_timeout(config.database_acquire_timeout)
         .sqlx_logging(false);
     Database::connect(options)
         .await

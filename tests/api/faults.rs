@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::helpers::{base_settings, database_url, fresh_database};
-use crate::process::{Node, PrivateRedis};
+use crate::process::{Node, PrivatePostgres, PrivateRedis};
 
 const SENDERS: usize = 4;
 /// Sends one connection keeps unacked at a time.
@@ -36,6 +36,8 @@ struct Outcome {
     close_codes: Vec<Option<u16>>,
     /// Longest time from writing a send to its ack (or refusal).
     slowest_answer: Duration,
+    /// Error codes the server answered sends with, and when.
+    refusals: Vec<(String, Instant)>,
 }
 
 type Shared = Arc<Mutex<Outcome>>;
@@ -123,6 +125,12 @@ async fn one_connection(
             Some("error") if frame["ref"].is_string() => {
                 // Refused while degraded (e.g. `unavailable`): retry it later on this socket.
                 in_flight -= 1;
+                let code = frame["code"].as_str().unwrap_or_default().to_owned();
+                outcome
+                    .lock()
+                    .unwrap()
+                    .refusals
+                    .push((code, Instant::now()));
                 todo.push_back(frame["ref"].as_str().unwrap().to_owned());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -173,7 +181,11 @@ async fn wait_for_acks(outcome: &Shared, at_least: usize) {
 /// Asserts what Postgres holds for the room: one row per client_msg_id, the very message each
 /// ack named, every id sent, seqs 1..=n without a gap.
 async fn assert_stored_exactly_once(database: &str, room: &str, outcome: &Shared, total: usize) {
-    let db = Database::connect(database_url(database)).await.unwrap();
+    assert_stored_in(&database_url(database), room, outcome, total).await;
+}
+
+async fn assert_stored_in(url: &str, room: &str, outcome: &Shared, total: usize) {
+    let db = Database::connect(url).await.unwrap();
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
@@ -381,4 +393,79 @@ async fn redis_frozen_then_killed_sends_are_acked_in_time_and_other_nodes_catch_
         grown >> 10
     );
     assert!(grown < 50 << 20, "server memory grew {} MiB", grown >> 20);
+}
+
+#[tokio::test]
+async fn postgres_stopped_under_load_answers_unavailable_then_recovers_without_a_restart() {
+    let total = message_count();
+    let pg = PrivatePostgres::start().await;
+    pg.psql("postgres", "CREATE DATABASE faults");
+    let mut settings = base_settings("faults");
+    settings.insert("database_url".into(), pg.url("faults"));
+    settings.insert("auto_migrate".into(), "true".into());
+    let node = Node::start(settings).await;
+    let owner = node.register("pgfaults").await;
+    let room = node.room(&owner).await;
+    let (outcome, senders) = start_senders(&node, &owner.access_token, &room, total);
+    wait_for_acks(&outcome, total / 4).await;
+
+    pg.stop_immediate();
+    let stopped = Instant::now();
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        while !outcome
+            .lock()
+            .unwrap()
+            .refusals
+            .iter()
+            .any(|(c, _)| c == "unavailable")
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    refused
+        .await
+        .expect("sends answered `unavailable` within 5 s of Postgres stopping");
+    // Commits that raced the stop may still be acked just after it; none can be later. (That
+    // each ack has its committed row is checked at the end.)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let acked_when_down = acked_count(&outcome).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stored_before_stop = acked_count(&outcome).await;
+    assert_eq!(
+        acked_when_down, stored_before_stop,
+        "acks while Postgres was down"
+    );
+
+    pg.ctl_start();
+    let back = Instant::now();
+    wait_for_acks(&outcome, stored_before_stop + 1).await;
+    let recovered = back.elapsed();
+    assert!(
+        recovered < Duration::from_secs(10),
+        "first ack {recovered:?} after Postgres returned"
+    );
+
+    // Every pooled connection cut at once: the pool replaces them, sends go on.
+    wait_for_acks(&outcome, total / 2).await;
+    pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = 'faults' AND pid <> pg_backend_pid()",
+    );
+    for sender in senders {
+        tokio::time::timeout(Duration::from_secs(120), sender)
+            .await
+            .expect("senders finish without a server restart")
+            .unwrap();
+    }
+    eprintln!(
+        "postgres faults: unavailable within {:?}, first ack {recovered:?} after the restart",
+        outcome
+            .lock()
+            .unwrap()
+            .refusals
+            .first()
+            .map(|(_, at)| at.duration_since(stopped))
+    );
+    assert_stored_in(&pg.url("faults"), &room, &outcome, total).await;
 }

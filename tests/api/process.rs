@@ -257,3 +257,169 @@ fn spawn_redis(port: u16) -> Child {
         .spawn()
         .expect("redis-server starts (scripts/test installs it)")
 }
+
+/// A Postgres cluster of the test's own (initdb in a temp dir), so stopping it touches no
+/// other test. As root, the server runs as the `postgres` user, which initdb requires.
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// The newest installed server's binaries (Debian/Ubuntu layout; scripts/test installs it).
+fn pg_bin() -> String {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("postgres server installed under /usr/lib/postgresql")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    format!(
+        "/usr/lib/postgresql/{}/bin",
+        versions.last().expect("a postgres version")
+    )
+}
+
+impl PrivatePostgres {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("guildhall-pg-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg = Self { port, dir };
+        if is_root() {
+            Self::run(
+                &["chown", "-R", "postgres", pg.dir.to_str().unwrap()],
+                false,
+            );
+        }
+        let data = pg.data();
+        Self::run(
+            &[
+                &format!("{}/initdb", pg_bin()),
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "guildhall",
+            ],
+            true,
+        );
+        pg.ctl_start();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://guildhall@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log");
+        let data = self.data();
+        Self::run(
+            &[
+                &format!("{}/pg_ctl", pg_bin()),
+                "-D",
+                &data,
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+            true,
+        );
+    }
+
+    /// `-m immediate`: no checkpoint, connections cut, as a crash would.
+    pub fn stop_immediate(&self) {
+        let data = self.data();
+        Self::run(
+            &[
+                &format!("{}/pg_ctl", pg_bin()),
+                "-D",
+                &data,
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            true,
+        );
+    }
+
+    pub fn psql(&self, database: &str, sql: &str) {
+        let port = self.port.to_string();
+        let psql = "/usr/bin/psql";
+        Self::run(
+            &[
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "guildhall",
+                "-d",
+                database,
+                "-qc",
+                sql,
+            ],
+            false,
+        );
+    }
+
+    /// Runs a command (as `postgres` when `as_postgres` and this process is root).
+    fn run(args: &[&str], as_postgres: bool) {
+        let mut command = if as_postgres && is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(args);
+            c
+        } else {
+            let mut c = std::process::Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        };
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let pg_ctl = format!("{}/pg_ctl", pg_bin());
+        let stop = [pg_ctl.as_str(), "-D", &data, "-m", "immediate", "stop"];
+        let _ = if is_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(stop)
+                .output()
+        } else {
+            std::process::Command::new(stop[0])
+                .args(&stop[1..])
+                .output()
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
