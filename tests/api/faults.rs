@@ -164,6 +164,16 @@ fn start_senders(
     (outcome, senders)
 }
 
+/// Waits (bounded) until every sender has had all its ids acked.
+async fn join_senders(senders: Vec<tokio::task::JoinHandle<()>>, what: &str) {
+    for sender in senders {
+        tokio::time::timeout(Duration::from_secs(120), sender)
+            .await
+            .unwrap_or_else(|_| panic!("{what}"))
+            .unwrap();
+    }
+}
+
 async fn acked_count(outcome: &Shared) -> usize {
     outcome.lock().unwrap().acked.len()
 }
@@ -239,12 +249,7 @@ async fn acked_messages_survive_three_sigkills_exactly_once() {
         node.kill9().await;
         node.restart().await;
     }
-    for sender in senders {
-        tokio::time::timeout(Duration::from_secs(120), sender)
-            .await
-            .expect("senders finish after the restarts")
-            .unwrap();
-    }
+    join_senders(senders, "senders finish after the restarts").await;
     let ended = outcome.lock().unwrap().close_codes.len();
     assert!(
         ended >= 3,
@@ -283,12 +288,7 @@ async fn sigterm_under_load_closes_with_going_away_and_loses_nothing() {
         }
     }
     node.restart().await;
-    for sender in senders {
-        tokio::time::timeout(Duration::from_secs(120), sender)
-            .await
-            .expect("senders finish after the restart")
-            .unwrap();
-    }
+    join_senders(senders, "senders finish after the restart").await;
     assert_stored_exactly_once(&database, &room, &outcome, total).await;
 }
 
@@ -358,12 +358,7 @@ async fn redis_frozen_then_killed_sends_are_acked_in_time_and_other_nodes_catch_
     redis.kill().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     redis.restart().await;
-    for sender in senders {
-        tokio::time::timeout(Duration::from_secs(120), sender)
-            .await
-            .expect("senders finish")
-            .unwrap();
-    }
+    join_senders(senders, "senders finish").await;
     let slowest = outcome.lock().unwrap().slowest_answer;
     assert!(
         slowest < Duration::from_secs(2),
@@ -452,12 +447,7 @@ async fn postgres_stopped_under_load_answers_unavailable_then_recovers_without_a
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = 'faults' AND pid <> pg_backend_pid()",
     );
-    for sender in senders {
-        tokio::time::timeout(Duration::from_secs(120), sender)
-            .await
-            .expect("senders finish without a server restart")
-            .unwrap();
-    }
+    join_senders(senders, "senders finish without a server restart").await;
     eprintln!(
         "postgres faults: unavailable within {:?}, first ack {recovered:?} after the restart",
         outcome
