@@ -41,6 +41,7 @@ pub struct WindowParams {
     /// End of the window, at most 366 days after `from`.
     pub to: DateTime<Utc>,
     /// Most occurrences answered (default 500, max 2000); more in the window is a 422.
+    #[param(minimum = 1, maximum = 2000)]
     pub limit: Option<usize>,
 }
 

@@ -7,11 +7,20 @@ use uuid::Uuid;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateEvent {
-    /// 1-200 characters.
+    /// 1-200 characters (trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub title: String,
+    /// Up to 4,000 characters.
     #[serde(default)]
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     pub description: String,
+    /// Up to 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub location: String,
     /// First occurrence; with `timezone` its local wall-clock time is what recurs.
     pub starts_at: DateTime<Utc>,
@@ -20,9 +29,13 @@ pub struct CreateEvent {
     pub timezone: String,
     /// RFC 5545 RRULE value, e.g. `FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10`.
     pub rrule: Option<String>,
+    /// At most 500.
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub exdates: Vec<DateTime<Utc>>,
+    /// At most 500.
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub rdates: Vec<DateTime<Utc>>,
     /// Attach to a group (its members see it) ...
     pub group_id: Option<Uuid>,
@@ -34,22 +47,42 @@ pub struct CreateEvent {
 /// `rrule` removes the rule.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateEvent {
+    /// 1-200 characters (trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub title: Option<String>,
+    /// Up to 4,000 characters.
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
+    /// Up to 500 characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub location: Option<String>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub timezone: Option<String>,
     pub rrule: Option<String>,
+    /// At most 500.
+    #[schema(max_items = 500)]
     pub exdates: Option<Vec<DateTime<Utc>>>,
+    /// At most 500.
+    #[schema(max_items = 500)]
     pub rdates: Option<Vec<DateTime<Utc>>>,
 }
 
 /// A change to one occurrence; absent fields keep the series' values.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateOccurrence {
+    /// 1-200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*$")]
     pub title: Option<String>,
+    /// Up to 4,000 characters.
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
+    /// Up to 500 characters.
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub location: Option<String>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,

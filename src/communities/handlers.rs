@@ -62,11 +62,32 @@ async fn at<P: Permission>(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCommunity {
     /// 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Up to 1,000 characters.
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub description: Option<String>,
     /// `public` (anyone may join) or `private` (invite only).
+    #[schema(value_type = Visibility)]
     pub visibility: String,
+}
+
+/// Who may join a community.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handlers parse the string (`service::visibility`)
+pub enum Visibility {
+    /// Anyone signed in may join.
+    Public,
+    /// Invite only.
+    Private,
 }
 
 /// Create a community; the caller becomes its first owner.
@@ -137,8 +158,20 @@ pub async fn get_community(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateCommunity {
+    /// 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
+    /// Up to 1,000 characters.
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub description: Option<String>,
+    #[schema(value_type = Option<Visibility>)]
     pub visibility: Option<String>,
 }
 
@@ -224,8 +257,10 @@ pub async fn join(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateInvite {
     /// At least 1; unlimited when absent.
+    #[schema(minimum = 1)]
     pub max_uses: Option<i32>,
-    /// Seconds until the code expires (at least 1); never when absent.
+    /// Seconds until the code expires (1 s to 365 days); never when absent.
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub expires_in_s: Option<i64>,
 }
 
@@ -302,13 +337,18 @@ pub async fn remove_member(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct BanRequest {
+    /// Up to 500 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub reason: String,
 }
 
 /// Ban a user (removes their membership); owners cannot be banned.
 #[utoipa::path(put, path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
-    params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body(content = BanRequest, description = "Optional reason"),
+    params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body(content = Option<BanRequest>, description = "Optional reason"),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn ban(
     State(state): State<AppState>,
@@ -316,11 +356,13 @@ pub async fn ban(
     Path((id, user)): Path<(Uuid, Uuid)>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, AppError> {
-    // The body is optional: an empty one means no reason.
+    // The body is optional: an empty one (or `null`) means no reason.
     let reason = if body.is_empty() {
         String::new()
     } else {
-        crate::extract::parse_json::<BanRequest>(&body)?.reason
+        crate::extract::parse_json::<Option<BanRequest>>(&body)?
+            .map(|b| b.reason)
+            .unwrap_or_default()
     };
     let reason = text("reason", &reason, 0, 500).map_err(|e| AppError::Validation(vec![e]))?;
     let proof = at::<perm::Ban>(&state, &auth, id, ScopeKind::Community).await?;
@@ -344,6 +386,12 @@ pub async fn unban(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateGroup {
+    /// 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Parent group for a subgroup.
     pub parent_id: Option<Uuid>,
@@ -379,6 +427,12 @@ pub async fn get_group(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateGroup {
+    /// 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// Move under another group; `null` moves it to the top level.
     #[serde(default, deserialize_with = "double_option")]
@@ -420,10 +474,21 @@ pub async fn delete_group(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateRoom {
+    /// 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     pub group_id: Option<Uuid>,
     #[serde(default)]
     pub private: bool,
+    /// Up to 1,024 characters.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub topic: Option<String>,
 }
 
@@ -467,7 +532,18 @@ pub async fn get_room(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateRoom {
+    /// 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
+    /// Up to 1,024 characters.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+    )]
     pub topic: Option<String>,
     pub private: Option<bool>,
     /// Move under another group; `null` moves it directly under the community.
@@ -543,6 +619,7 @@ pub async fn remove_room_member(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OpenDm {
     /// The other participants (1-9); the caller is always included.
+    #[schema(min_items = 1, max_items = 9)]
     pub user_ids: Vec<Uuid>,
 }
 

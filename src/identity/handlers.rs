@@ -15,10 +15,21 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 3-32 of a-z 0-9 _ . - (case-insensitive, stored lower-case).
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )]
     pub username: String,
-    /// 8-128 characters.
+    /// 8-128 characters, not only whitespace, not the username.
+    #[schema(min_length = 8, max_length = 128, pattern = r"\S")]
     pub password: String,
-    /// 1-64 characters; defaults to the username.
+    /// 1-64 characters (trimmed), no control characters; defaults to the username.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: Option<String>,
 }
 

@@ -11,12 +11,14 @@ use uuid::Uuid;
 pub struct CreateUpload {
     pub room_id: Uuid,
     /// Shown to users and used as the download name; never part of the storage key. Path
-    /// parts, control and bidi characters are removed.
+    /// parts, control and bidi characters are removed; at most 255 characters remain.
+    #[schema(min_length = 1, pattern = r"[^\s/\\.\u0000-\u001f\u007f-\u009f]")]
     pub filename: String,
     /// One of the server's allowed types (default: image/jpeg, image/png, image/webp,
     /// image/gif, application/pdf, text/plain, application/zip); parameters are dropped.
     pub content_type: String,
     /// Exact size in bytes; the upload URL accepts exactly this many (default limit 25 MiB).
+    #[schema(minimum = 1)]
     pub size: u64,
 }
 

@@ -27,8 +27,11 @@ async fn room<P: Permission>(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendRequest {
+    /// Not blank; at most `GUILDHALL_MESSAGE_MAX_CHARS` (default 4,000; longer is 413).
+    #[schema(max_length = 4000, pattern = r"\S")]
     pub content: String,
-    /// Idempotency key: a repeat with the same key returns the original message.
+    /// Idempotency key (1-64 characters): a repeat with the same key returns the original message.
+    #[schema(min_length = 1, max_length = 64)]
     pub client_msg_id: Option<String>,
     pub reply_to: Option<Uuid>,
     #[serde(default)]
@@ -67,6 +70,7 @@ pub struct HistoryParams {
     /// Messages with seq above this, oldest first.
     pub after: Option<i64>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 
@@ -140,6 +144,8 @@ pub async fn history(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditRequest {
+    /// Not blank; at most `GUILDHALL_MESSAGE_MAX_CHARS` (default 4,000; longer is 413).
+    #[schema(max_length = 4000, pattern = r"\S")]
     pub content: String,
 }
 
@@ -177,7 +183,7 @@ pub async fn delete(
 
 /// Add a reaction (idempotent).
 #[utoipa::path(put, path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
-    params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path)),
+    params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path, description = "1-32 characters, no whitespace or control characters", pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{1,32}$")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn react(
@@ -192,7 +198,7 @@ pub async fn react(
 
 /// Remove one's reaction.
 #[utoipa::path(delete, path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
-    params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path)),
+    params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path, description = "1-32 characters, no whitespace or control characters", pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{1,32}$")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn unreact(
     State(state): State<AppState>,
@@ -206,6 +212,7 @@ pub async fn unreact(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReadRequest {
+    #[schema(minimum = 0)]
     pub seq: i64,
 }
 
@@ -250,10 +257,13 @@ pub async fn unread(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SearchParams {
+    /// 1-200 characters, not blank.
+    #[param(min_length = 1, max_length = 200, pattern = r"\S")]
     pub q: String,
     pub community_id: Option<Uuid>,
     pub room_id: Option<Uuid>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 

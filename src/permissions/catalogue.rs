@@ -183,6 +183,25 @@ pub fn visitor_permissions() -> PermSet {
     PermSet::of(&[Perm::View, Perm::ReadHistory])
 }
 
+/// A permission's wire name in the OpenAPI document: the catalogue as a string enum, so
+/// requests that name permissions (roles, overrides, explain) say which strings are valid.
+#[derive(Debug)]
+pub struct PermissionName;
+
+impl utoipa::PartialSchema for PermissionName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Perm::ALL.iter().map(|p| p.name())))
+            .description(Some(
+                "A permission of the catalogue (`GET /v1/permissions`).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PermissionName {}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PermissionInfo {
     pub name: &'static str,

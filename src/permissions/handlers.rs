@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::admin::RoleView;
-use super::catalogue::{Perm, PermissionInfo, catalogue};
+use super::catalogue::{Perm, PermissionInfo, PermissionName, catalogue};
 use super::index::RuleHit;
 use super::inspect::{AuditPage, Change, Explanation, PermissionDiff, parse_perms, parse_subject};
 use super::service::{Authorized, Permission, ScopeKind, perm};
@@ -20,21 +20,37 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RoleRequest {
+    /// 1-64 characters, not a built-in role's name.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
+    #[schema(value_type = Vec<PermissionName>)]
     pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RolePatch {
+    /// 1-64 characters, not a built-in role's name.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
+    #[schema(value_type = Option<Vec<PermissionName>>)]
     pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OverrideRequest {
     #[serde(default)]
+    #[schema(value_type = Vec<PermissionName>)]
     pub allow: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<PermissionName>)]
     pub deny: Vec<String>,
 }
 
@@ -49,6 +65,7 @@ pub struct EffectivePermissions {
 pub struct ExplainQuery {
     /// Whose decision to explain; default the caller.
     pub user_id: Option<Uuid>,
+    #[param(value_type = PermissionName)]
     pub permission: String,
 }
 
@@ -287,7 +304,7 @@ macro_rules! scoped_endpoints {
 
             /// Set the allow/deny override of a role (`role:<id>`) or a user (`user:<id>`) here.
             #[utoipa::path(put, path = $override_path, tag = "permissions", security(("bearer" = [])),
-                params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>")),
+                params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>", pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
                 request_body = OverrideRequest,
                 responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
                     (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -297,7 +314,7 @@ macro_rules! scoped_endpoints {
 
             /// Remove an override.
             #[utoipa::path(delete, path = $override_path, tag = "permissions", security(("bearer" = [])),
-                params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>")),
+                params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>", pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
                 responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
             pub async fn remove_override(State(state): State<AppState>, auth: AuthUser, Path((id, subject)): Path<(Uuid, String)>) -> Result<StatusCode, AppError> {
                 override_at(&state, auth, $kind, id, &subject, None).await

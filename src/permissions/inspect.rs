@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::adapter::load_lines;
-use super::catalogue::{Perm, PermSet};
+use super::catalogue::{Perm, PermSet, PermissionName};
 use super::engine;
 use super::index::{CommunityIndex, RuleHit};
 use super::lines::{Grant, Line, Override, PolicySnapshot, Subject, compile, role_name};
@@ -45,11 +45,19 @@ pub enum Change {
         role_id: Uuid,
     },
     SetOverride {
+        #[schema(
+            pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )]
         subject: String,
+        #[schema(value_type = Vec<PermissionName>)]
         allow: Vec<String>,
+        #[schema(value_type = Vec<PermissionName>)]
         deny: Vec<String>,
     },
     RemoveOverride {
+        #[schema(
+            pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )]
         subject: String,
     },
 }

@@ -322,9 +322,15 @@ struct VersionRow {
     policy_version: i64,
 }
 
+/// The lock that serializes a community's policy changes. `NO KEY UPDATE`, not `UPDATE`: by the
+/// time a change gets here it has already written rows whose foreign keys hold a `KEY SHARE`
+/// lock on this row (the audit trigger's, grants', roles'), and so has every concurrent change;
+/// `FOR UPDATE` conflicts with those, so two changes each waited for the other's key share and
+/// Postgres aborted one as a deadlock. `NO KEY UPDATE` still excludes every other change (and
+/// `bump_version`'s update takes the same lock) without conflicting with key shares.
 pub async fn lock_community(db: &impl ConnectionTrait, community: Uuid) -> Result<(), DbErr> {
     db.execute_raw(stmt(
-        "SELECT 1 FROM communities WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM communities WHERE id = $1 FOR NO KEY UPDATE",
         [community.into()],
     ))
     .await

@@ -19,6 +19,7 @@ use crate::state::AppState;
     params(("room_id" = Uuid, Path)), request_body = CreatePoll,
     responses((status = 201, body = PollView), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "client_msg_id already used for a message that carries no poll", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(state): State<AppState>,

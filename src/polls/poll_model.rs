@@ -33,15 +33,36 @@ impl ResultsVisibility {
     }
 }
 
+/// An option label of a poll or a survey question in the OpenAPI document: 1-100 characters
+/// (trimmed), no NUL.
+#[derive(Debug)]
+pub struct OptionLabel;
+
+impl utoipa::PartialSchema for OptionLabel {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(100))
+            .pattern(Some(r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))
+            .into()
+    }
+}
+
+impl ToSchema for OptionLabel {}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePoll {
-    /// 1-300 characters; also the content of the message that carries the poll.
+    /// 1-300 characters (trimmed); also the content of the message that carries the poll.
+    #[schema(max_length = 300, pattern = r"\S")]
     pub question: String,
-    /// 2-20 distinct labels of 1-100 characters.
+    /// 2-20 distinct labels of 1-100 characters (trimmed).
+    #[schema(value_type = Vec<OptionLabel>, min_items = 2, max_items = 20)]
     pub options: Vec<String>,
     #[serde(default)]
     pub multiple_choice: bool,
     /// Multiple choice only: most options one voter may pick (default: all).
+    #[schema(minimum = 1, maximum = 20)]
     pub max_choices: Option<u32>,
     /// No stored row links a voter to a choice; votes are final (no change, no retract).
     #[serde(default)]
@@ -51,7 +72,8 @@ pub struct CreatePoll {
     pub results: ResultsVisibility,
     /// In the future, within 366 days; the poll closes itself then.
     pub closes_at: Option<DateTime<Utc>>,
-    /// Idempotency key of the carrying message: a repeat returns the original poll.
+    /// Idempotency key (1-64 characters) of the carrying message: a repeat returns the original poll.
+    #[schema(min_length = 1, max_length = 64)]
     pub client_msg_id: Option<String>,
 }
 

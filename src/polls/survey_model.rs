@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::poll_model::OptionLabel;
+
 /// Who sees the results (the survey's creator and moderators always do; everyone once closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -86,33 +88,49 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SurveyQuestionInput {
     pub kind: QuestionKind,
-    /// 1-500 characters.
+    /// 1-500 characters (trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub prompt: String,
     /// Single and multiple choice only: 2-20 distinct labels of 1-100 characters.
+    #[schema(value_type = Option<Vec<OptionLabel>>, min_items = 2, max_items = 20)]
     pub options: Option<Vec<String>>,
     /// Default true: a response must answer it.
     #[serde(default = "yes")]
     pub required: bool,
     /// Rating only: 5 or 10 (default 5).
+    #[schema(minimum = 5, maximum = 10)]
     pub scale: Option<u32>,
     /// Multiple choice only: most options one answer may pick (default: all).
+    #[schema(minimum = 1, maximum = 20)]
     pub max_choices: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateSurvey {
-    /// 1-200 characters; also the content of the message that carries the survey.
+    /// 1-200 characters (trimmed); also the content of the message that carries the survey.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub title: String,
     /// At most 4000 characters.
+    #[schema(max_length = 4000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
     /// 1-50 questions, asked in this order.
+    #[schema(min_items = 1, max_items = 50)]
     pub questions: Vec<SurveyQuestionInput>,
     /// Default `after_close`.
     #[serde(default)]
     pub results: SurveyResultsVisibility,
     /// In the future, within 366 days; the survey closes itself then.
     pub closes_at: Option<DateTime<Utc>>,
-    /// Idempotency key of the carrying message: a repeat returns the original survey.
+    /// Idempotency key (1-64 characters) of the carrying message: a repeat returns the original survey.
+    #[schema(min_length = 1, max_length = 64)]
     pub client_msg_id: Option<String>,
 }
 
@@ -170,9 +188,15 @@ pub struct SurveyAnswerInput {
     pub question_id: Uuid,
     /// Single (exactly one) and multiple choice.
     pub option_ids: Option<Vec<Uuid>>,
-    /// Text questions.
+    /// Text questions: 1-4000 characters (trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub text: Option<String>,
     /// Rating questions: 1..=scale.
+    #[schema(minimum = 1, maximum = 10)]
     pub rating: Option<i32>,
 }
 

@@ -14,6 +14,7 @@ pub const MAX_LIMIT: u64 = 100;
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageParams {
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
