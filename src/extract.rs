@@ -72,26 +72,93 @@ fn body_rejection(rejection: BytesRejection) -> AppError {
 }
 
 /// Parses JSON, reporting the path of the first offending field.
+///
+/// JSON has one number type: `3.0` is the integer 3 to JSON Schema (and so to the OpenAPI
+/// document) and to clients whose numbers are all floats, but serde refuses it for an integer
+/// field. A body refused for that alone is read again with integral floats as integers; the
+/// strict parse stays the only one on the common path.
+///
+/// Every request body is a JSON object. serde reads a struct from an array too (fields by
+/// position), so a well-formed array is refused here rather than taken field by field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.trim_ascii_start().starts_with(b"[")
+        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+    {
+        return Err(AppError::field("body", "must be a JSON object"));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let field = if path == "." { "body".to_owned() } else { path };
-        let message = inner.to_string();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                // serde reports a missing field at its parent; name the field itself.
-                let field =
-                    missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
-                AppError::Validation(vec![FieldError::new(field, message)])
-            }
-            _ => AppError::BadRequest {
-                detail: format!("malformed JSON: {message}"),
-                fields: vec![FieldError::new(field, message)],
-            },
+    match serde_path_to_error::deserialize(deserializer) {
+        Ok(value) => Ok(value),
+        Err(err)
+            if err
+                .inner()
+                .to_string()
+                .starts_with("invalid type: floating point") =>
+        {
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+                return Err(json_error(err, bytes));
+            };
+            integral_floats_as_integers(&mut value);
+            serde_path_to_error::deserialize(value).map_err(|err| json_error(err, bytes))
         }
-    })
+        Err(err) => Err(json_error(err, bytes)),
+    }
+}
+
+/// `2.0` -> `2` wherever a float has no fraction and fits an `i64` / `u64`.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            // 2^63 and 2^64 are exact as f64; the bounds keep the casts lossless.
+            if float.fract() == 0.0 {
+                if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&float) {
+                    *number = (float as i64).into();
+                } else if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
+                    *number = (float as u64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// 422 for JSON of the wrong shape, 400 for bytes that are not JSON. serde stops at the first
+/// problem, so a wrong field before a syntax error would read as 422: a shape error is only
+/// reported once the whole body is known to be JSON (found by the `json_bodies` fuzz target).
+fn json_error(err: serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) -> AppError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let field = if path == "." { "body".to_owned() } else { path };
+    let message = inner.to_string();
+    let syntax = match inner.classify() {
+        serde_json::error::Category::Data => {
+            serde_json::from_slice::<serde_json::Value>(bytes).err()
+        }
+        _ => None,
+    };
+    if let Some(syntax) = syntax {
+        let message = syntax.to_string();
+        return AppError::BadRequest {
+            detail: format!("malformed JSON: {message}"),
+            fields: vec![FieldError::new("body", message)],
+        };
+    }
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            // serde reports a missing field at its parent; name the field itself.
+            let field =
+                missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
+            AppError::Validation(vec![FieldError::new(field, message)])
+        }
+        _ => AppError::BadRequest {
+            detail: format!("malformed JSON: {message}"),
+            fields: vec![FieldError::new(field, message)],
+        },
+    }
 }
 
 fn missing_field(message: &str) -> Option<&str> {
@@ -218,7 +285,6 @@ mod tests {
         inner: Inner,
     }
     #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
     struct Inner {
         size: u32,
     }
@@ -248,6 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn integral_floats_read_as_integers() {
+        let body: Body = parse_json(br#"{"name":"a","inner":{"size":3.0}}"#).unwrap();
+        assert_eq!(body.inner.size, 3);
+        assert_eq!(
+            fields(parse_json::<Body>(br#"{"name":"a","inner":{"size":3.5}}"#).unwrap_err()),
+            (422, vec!["inner.size".into()])
+        );
+        assert_eq!(
+            fields(parse_json::<Body>(br#"{"name":"a","inner":{"size":-1.0}}"#).unwrap_err()),
+            (422, vec!["inner.size".into()])
+        );
+    }
+
+    #[test]
+    fn arrays_are_not_objects() {
+        assert_eq!(
+            fields(parse_json::<Body>(br#"["a", {"size": 1}]"#).unwrap_err()),
+            (422, vec!["body".into()])
+        );
+        assert_eq!(parse_json::<Body>(b"[").unwrap_err().problem().status, 400);
+    }
+
+    #[test]
     fn malformed_json_is_400() {
         assert_eq!(
             parse_json::<Body>(b"{\"name\":")
@@ -257,5 +346,14 @@ mod tests {
             400
         );
         assert_eq!(parse_json::<Body>(b"").unwrap_err().problem().status, 400);
+    }
+
+    #[test]
+    fn a_shape_error_before_a_syntax_error_is_still_400() {
+        let err = parse_json::<Body>(b"{\"name\": 5, \"inner\": {\"size\": 1}, \"x\": \"\x01\"}")
+            .unwrap_err();
+        assert_eq!(fields(err), (400, vec!["body".into()]));
+        let err = parse_json::<Body>(b"[\"\xff\"]").unwrap_err();
+        assert_eq!(err.problem().status, 400);
     }
 }

@@ -4,6 +4,7 @@
 //! Features (vertical slices): `identity`, `ops`. See ARCHITECTURE.md for the rules.
 
 pub mod app;
+pub mod bodies;
 pub mod calendar;
 pub mod cli;
 pub mod communities;

@@ -7,7 +7,7 @@ pub mod expand;
 mod feed;
 mod handlers;
 pub mod ics;
-mod model;
+pub(crate) mod model;
 mod reminders;
 mod repo;
 mod rsvp;

@@ -2,7 +2,7 @@
 //! kicks and bans. Permission checks go through `permissions`; tree consistency (paths, cycles,
 //! depth, member counts) is kept by triggers in the migrations.
 
-mod handlers;
+pub(crate) mod handlers;
 mod repo;
 pub mod service;
 pub mod tree;

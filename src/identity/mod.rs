@@ -3,7 +3,7 @@
 
 mod domain;
 mod extractor;
-mod handlers;
+pub(crate) mod handlers;
 mod password;
 mod repo;
 pub mod service;

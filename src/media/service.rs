@@ -162,6 +162,14 @@ async fn invoke(state: &AppState, storage: &Storage, row: &AttachmentRow) -> any
     storage.invoke(serde_json::to_vec(&payload)?).await
 }
 
+/// The callback body, read once its signature is verified.
+pub fn decode_callback(body: &[u8]) -> Result<guildhall_media::CallbackBody, AppError> {
+    serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
+        detail: format!("not a callback body: {e}"),
+        fields: Vec::new(),
+    })
+}
+
 /// The worker's signed verdict: sets `ready` (with what it measured) or `failed` (with why),
 /// once; replays and forgeries are refused before anything changes.
 pub async fn accept_callback(
@@ -178,11 +186,7 @@ pub async fn accept_callback(
         .map(|s| s.callback_secret.expose().as_bytes())
         .unwrap_or_default();
     let signature = callback::verify(secret, headers, body, Utc::now().timestamp())?;
-    let verdict: guildhall_media::CallbackBody =
-        serde_json::from_slice(body).map_err(|e| AppError::BadRequest {
-            detail: format!("not a callback body: {e}"),
-            fields: Vec::new(),
-        })?;
+    let verdict = decode_callback(body)?;
     let tx = state.db.begin().await?;
     if !repo::remember_callback(&tx, &signature).await? {
         return Err(conflict("this callback was already received"));

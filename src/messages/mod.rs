@@ -2,7 +2,7 @@
 //! reactions, read markers, unread counts, search. Publishes its events on the realtime bus.
 
 mod events;
-mod handlers;
+pub(crate) mod handlers;
 mod hooks;
 mod repo;
 pub mod service;

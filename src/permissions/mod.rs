@@ -8,7 +8,7 @@ mod admin;
 pub mod catalogue;
 pub mod engine;
 pub mod feed;
-mod handlers;
+pub(crate) mod handlers;
 pub mod index;
 mod inspect;
 pub mod lines;
