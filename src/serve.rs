@@ -16,6 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+/// Bytes a connection's kernel queue may hold that the client has not yet been sent. Without
+/// it the queue grows to the socket buffer (megabytes on a fast link), so a WebSocket client
+/// that stops reading looked healthy for seconds of a busy room's traffic before its outbox
+/// filled and it was cut off (tests/api/slow_consumer.rs). What is in flight is not limited.
+const UNSENT_LIMIT: u32 = 128 * 1024;
+
 /// Serves `router` until `stop` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
@@ -66,6 +72,9 @@ async fn connection(
     // Small frames (acks after an event) must not wait on Nagle's algorithm.
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(error = %err, "TCP_NODELAY not set");
+    }
+    if let Err(err) = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LIMIT) {
+        tracing::debug!(error = %err, "TCP_NOTSENT_LOWAT not set");
     }
     let service = router.map_request(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));

@@ -28,6 +28,9 @@ const TYPING_MIN_INTERVAL: Duration = Duration::from_millis(1_000);
 /// delivery anyway); the contract's bound for a change to reach open sessions is 1 s.
 const EPOCH_SPREAD_MS: u64 = 400;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long a slow consumer's `slow_consumer` error and close may take to write: a client
+/// that reads again within it is told why; after it the socket is dropped either way.
+const GOODBYE_WITHIN: Duration = Duration::from_secs(3);
 /// Live room frames wait this long after `ready` for a `resume`, so replays come first.
 const RESUME_HOLD: Duration = Duration::from_millis(300);
 
@@ -125,8 +128,13 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
     }
     // Closing a socket with unread input makes the kernel reset it, and a reset can destroy
     // our Close frame before the client reads it. So read (and drop) what the client still
-    // sends until its Close answers ours.
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+    // sends until its Close answers ours; a slow consumer has had its chance (`cut_off`).
+    let grace = if handle.slow.load(std::sync::atomic::Ordering::Relaxed) {
+        Duration::ZERO
+    } else {
+        CLOSE_GRACE
+    };
+    let _ = tokio::time::timeout(grace, async {
         while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
@@ -432,13 +440,7 @@ async fn write_loop(
         } else {
             tokio::select! {
             biased;
-            () = &mut killed => {
-                if handle.slow.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = writer.send(error_frame("slow_consumer", "the connection could not keep up; resume to catch up", None)).await;
-                    writer.close(1008, "slow consumer").await;
-                }
-                break;
-            }
+            () = &mut killed => { writer.cut_off().await; break }
             () = &mut shutdown => { writer.close(1001, "server shutting down").await; break }
             () = &mut expiry => {
                 let _ = writer.send(error_frame("unauthorized", "access token expired", None)).await;
@@ -463,23 +465,64 @@ async fn write_loop(
             }
         };
         let Some(out) = out else { break };
-        let mut keep_going = writer.dispatch(&mut held, out).await;
-        // What else is already queued goes out in the same write, without another select.
-        let mut batch = 1;
-        while keep_going && batch < FLUSH_EVERY && early.len() == 0 {
-            let Ok(out) = rx.try_recv() else { break };
-            keep_going = writer.dispatch(&mut held, out).await;
-            batch += 1;
-        }
-        let idle = rx.is_empty() && early.len() == 0;
-        if !keep_going || (idle && !writer.flush().await) {
-            break;
+        // A write waits while the client does not read; a cut-off must not wait with it.
+        let written = tokio::select! {
+            biased;
+            () = &mut killed => None,
+            keep_going = writer.write_batch(&mut held, out, &mut rx, early.len()) => Some(keep_going),
+        };
+        match written {
+            Some(true) => {}
+            Some(false) => break,
+            None => {
+                writer.cut_off().await;
+                break;
+            }
         }
     }
     handle.kill.cancel();
 }
 
 impl Writer {
+    /// `out`, then what else is already queued (up to `FLUSH_EVERY`) in the same write without
+    /// another select; flushed when nothing is left. False when the session should end.
+    async fn write_batch(
+        &mut self,
+        held: &mut Option<Vec<(Arc<super::bus::Envelope>, Utf8Bytes)>>,
+        out: Out,
+        rx: &mut mpsc::Receiver<Out>,
+        early_left: usize,
+    ) -> bool {
+        let mut keep_going = self.dispatch(held, out).await;
+        let mut batch = 1;
+        while keep_going && batch < FLUSH_EVERY && early_left == 0 {
+            let Ok(out) = rx.try_recv() else { break };
+            keep_going = self.dispatch(held, out).await;
+            batch += 1;
+        }
+        let idle = rx.is_empty() && early_left == 0;
+        keep_going && (!idle || self.flush().await)
+    }
+
+    /// The session was cut off. A slow consumer is told why, but its socket is likely what is
+    /// stuck: the goodbye gets `GOODBYE_WITHIN`, then the socket is dropped.
+    async fn cut_off(&mut self) {
+        if !self.handle.slow.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let goodbye = async {
+            let frame = error_frame(
+                "slow_consumer",
+                "the connection could not keep up; resume to catch up",
+                None,
+            );
+            if self.send(frame).await {
+                self.close(1008, "slow consumer").await;
+            }
+        };
+        let _ = tokio::time::timeout(GOODBYE_WITHIN, goodbye).await;
+    }
+
     /// One outbox item; false when the session should end.
     async fn dispatch(
         &mut self,

@@ -398,6 +398,8 @@ async fn postgres_stopped_under_load_answers_unavailable_then_recovers_without_a
     let mut settings = base_settings("faults");
     settings.insert("database_url".into(), pg.url("faults"));
     settings.insert("auto_migrate".into(), "true".into());
+    // The default wait, which is what answers `unavailable` within the 5 s.
+    settings.insert("database_acquire_timeout_s".into(), "2".into());
     let node = Node::start(settings).await;
     let owner = node.register("pgfaults").await;
     let room = node.room(&owner).await;

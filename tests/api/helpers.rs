@@ -134,6 +134,9 @@ pub fn base_settings(database: &str) -> BTreeMap<String, String> {
         ("bind", "127.0.0.1:0".to_owned()),
         ("database_url", database_url(database)),
         ("database_max_connections", "5".to_owned()),
+        // Dozens of apps share two cores in the suite: a pool wait of the default 2 s, meant
+        // to answer `unavailable` quickly when Postgres is gone, is reached by load alone.
+        ("database_acquire_timeout_s", "10".to_owned()),
         ("jwt_secret", TEST_SECRET.to_owned()),
         (
             "redis_prefix",

@@ -26,6 +26,7 @@ mod reaping;
 mod rrule_oracle;
 mod schemathesis_regressions;
 mod shutdown;
+mod slow_consumer;
 mod subscriptions;
 mod surveys;
 mod ws;

@@ -760,9 +760,10 @@ async fn a_gap_longer_than_resume_max_messages_asks_for_a_resync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_cut_off_without_slowing_the_others() {
     const MESSAGES: usize = 500;
-    // Room for a reader starved of CPU by the parallel suite; the stalled one overflows anyway.
+    // Room for a reader starved of CPU by the parallel suite (4 MiB of frames: the kernel
+    // queues at most 128 KiB unsent, src/serve.rs); the stalled one overflows anyway.
     let app = spawn_app_with(|s| {
-        s.insert("ws_outbox".into(), "64".into());
+        s.insert("ws_outbox".into(), "256".into());
     })
     .await;
     let (alice, bob, room) = room_with_two(&app).await;
@@ -777,6 +778,17 @@ async fn a_client_that_never_reads_is_cut_off_without_slowing_the_others() {
     let receiving = tokio::spawn({
         let room = room.clone();
         async move { collect_created(&mut healthy, &room, MESSAGES, Duration::ZERO).await }
+    });
+    // The stalled client reads again as soon as it is cut off: it is told why (a client that
+    // stays silent past the goodbye's 3 s is dropped untold, tests/api/slow_consumer.rs).
+    let stalled_reads = tokio::spawn({
+        let app_url = app.url("/metrics");
+        async move {
+            while slow_consumer_disconnects(&app_url).await == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            until_close(&mut stalled, BOUND).await
+        }
     });
     let started = Instant::now();
     for _ in 0..MESSAGES {
@@ -795,17 +807,38 @@ async fn a_client_that_never_reads_is_cut_off_without_slowing_the_others() {
         "the reading subscriber kept up: sent in {sent_after:?}, received in {received_after:?}"
     );
 
-    let (frames, close) = until_close(&mut stalled, BOUND).await;
+    let (frames, close) = tokio::time::timeout(BOUND, stalled_reads)
+        .await
+        .expect("the stalled client was not cut off")
+        .unwrap();
     let delivered = frames.iter().filter(|f| is_created_in(f, &room)).count();
     assert!(delivered < MESSAGES, "the stalled client was not cut off");
     assert!(
         frames
             .iter()
             .any(|f| f["type"] == "error" && f["code"] == "slow_consumer"),
-        "told why: {:?}",
-        frames.iter().rev().take(3).collect::<Vec<_>>()
+        "told why: last frame types {:?}",
+        frames
+            .iter()
+            .rev()
+            .take(3)
+            .map(|f| f["type"].clone())
+            .collect::<Vec<_>>()
     );
     assert_eq!(close, Some(1008));
+}
+
+async fn slow_consumer_disconnects(metrics_url: &str) -> u64 {
+    let text = reqwest::get(metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("guildhall_slow_consumer_disconnects_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 /// A session starting while its rooms are busy: nothing may hold up its writer long enough for
