@@ -85,21 +85,12 @@ fn nullable_formats_as_one_of(openapi: &mut utoipa::openapi::OpenApi) {
             .values_mut()
             .for_each(split_nullable_format);
     }
-    for item in openapi.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            for parameter in operation.parameters.iter_mut().flatten() {
-                if let RefOr::T(parameter) = parameter
-                    && let Some(schema) = parameter.schema.as_mut()
-                {
-                    split_nullable_format(schema);
-                }
+    for operation in operations(openapi) {
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && let Some(schema) = parameter.schema.as_mut()
+            {
+                split_nullable_format(schema);
             }
         }
     }
@@ -161,18 +152,22 @@ fn split_nullable_format(schema: &mut RefOr<Schema>) {
 /// malformed id or query value), and 404 wherever the path names a resource (what the caller
 /// may not see is 404, README "Permissions"). A handler's own description of a status wins.
 fn kernel_responses(openapi: &mut utoipa::openapi::OpenApi) {
-    for item in openapi.paths.paths.values_mut() {
-        let operations = [
+    operations(openapi).for_each(add_kernel_responses);
+}
+
+/// Every operation of the document (the methods Guildhall routes).
+fn operations(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
             &mut item.get,
             &mut item.put,
             &mut item.post,
             &mut item.delete,
             &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            add_kernel_responses(operation);
-        }
-    }
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 fn add_kernel_responses(operation: &mut Operation) {
