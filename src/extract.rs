@@ -134,30 +134,21 @@ fn json_error(err: serde_path_to_error::Error<serde_json::Error>, bytes: &[u8]) 
     let inner = err.into_inner();
     let field = if path == "." { "body".to_owned() } else { path };
     let message = inner.to_string();
-    let syntax = match inner.classify() {
-        serde_json::error::Category::Data => {
-            serde_json::from_slice::<serde_json::Value>(bytes).err()
-        }
-        _ => None,
-    };
-    if let Some(syntax) = syntax {
-        let message = syntax.to_string();
-        return AppError::BadRequest {
-            detail: format!("malformed JSON: {message}"),
-            fields: vec![FieldError::new("body", message)],
-        };
+    if inner.classify() != serde_json::error::Category::Data {
+        return malformed(field, message);
     }
-    match inner.classify() {
-        serde_json::error::Category::Data => {
-            // serde reports a missing field at its parent; name the field itself.
-            let field =
-                missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
-            AppError::Validation(vec![FieldError::new(field, message)])
-        }
-        _ => AppError::BadRequest {
-            detail: format!("malformed JSON: {message}"),
-            fields: vec![FieldError::new(field, message)],
-        },
+    if let Err(syntax) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return malformed("body".to_owned(), syntax.to_string());
+    }
+    // serde reports a missing field at its parent; name the field itself.
+    let field = missing_field(&message).map_or(field.clone(), |name| join_path(&field, name));
+    AppError::Validation(vec![FieldError::new(field, message)])
+}
+
+fn malformed(field: String, message: String) -> AppError {
+    AppError::BadRequest {
+        detail: format!("malformed JSON: {message}"),
+        fields: vec![FieldError::new(field, message)],
     }
 }
 
