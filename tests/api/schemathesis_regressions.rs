@@ -5,20 +5,14 @@ use std::collections::BTreeSet;
 
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, assert_problem, spawn_app};
-
-async fn json_of(response: reqwest::Response, status: StatusCode, what: &str) -> Value {
-    let got = response.status();
-    let body = response.text().await.unwrap();
-    assert_eq!(got, status, "{what}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
+use crate::realtime::body_of;
 
 async fn community(app: &TestApp, token: &str, visibility: &str) -> Uuid {
-    let body = json_of(
+    let body = body_of(
         app.post(
             "/v1/communities",
             Some(token),
@@ -43,7 +37,7 @@ async fn concurrent_policy_changes_in_one_community_do_not_deadlock() {
     let id = community(&app, token, "private").await;
     let mut roles = Vec::new();
     for name in ["a", "b", "c", "d"] {
-        let role = json_of(
+        let role = body_of(
             app.post(
                 &format!("/v1/communities/{id}/roles"),
                 Some(token),
@@ -84,10 +78,10 @@ async fn concurrent_policy_changes_in_one_community_do_not_deadlock() {
         });
         let (patched, created) = tokio::join!(join_all(patches), join_all(creates));
         for response in patched {
-            json_of(response, StatusCode::OK, "concurrent role patch").await;
+            body_of(response, StatusCode::OK, "concurrent role patch").await;
         }
         for response in created {
-            json_of(response, StatusCode::CREATED, "concurrent role create").await;
+            body_of(response, StatusCode::CREATED, "concurrent role create").await;
         }
     }
 }
@@ -101,7 +95,7 @@ async fn integral_floats_are_accepted_as_integers() {
     let token = owner.access_token.as_str();
     let id = community(&app, token, "private").await;
 
-    let invite = json_of(
+    let invite = body_of(
         app.post(
             &format!("/v1/communities/{id}/invites"),
             Some(token),
@@ -114,7 +108,7 @@ async fn integral_floats_are_accepted_as_integers() {
     .await;
     assert_eq!(invite["max_uses"], 3);
 
-    let room = json_of(
+    let room = body_of(
         app.post(
             &format!("/v1/communities/{id}/rooms"),
             Some(token),
@@ -126,7 +120,7 @@ async fn integral_floats_are_accepted_as_integers() {
     )
     .await;
     let room = room["id"].as_str().unwrap();
-    json_of(
+    body_of(
         app.post(
             &format!("/v1/rooms/{room}/messages"),
             Some(token),
@@ -137,7 +131,7 @@ async fn integral_floats_are_accepted_as_integers() {
         "message",
     )
     .await;
-    let marker = json_of(
+    let marker = body_of(
         app.post(
             &format!("/v1/rooms/{room}/read"),
             Some(token),
@@ -173,7 +167,7 @@ async fn array_bodies_are_refused() {
     let owner = app.register("owner").await;
     let token = owner.access_token.as_str();
     let id = community(&app, token, "private").await;
-    let group = json_of(
+    let group = body_of(
         app.post(
             &format!("/v1/communities/{id}/groups"),
             Some(token),
@@ -206,7 +200,7 @@ async fn array_bodies_are_refused() {
         );
     }
     // Nothing was created.
-    let tree = json_of(
+    let tree = body_of(
         app.get(&format!("/v1/communities/{id}"), Some(token)).await,
         StatusCode::OK,
         "community",
@@ -225,7 +219,7 @@ async fn ban_body_is_optional_and_may_be_null() {
     let id = community(&app, token, "public").await;
     for name in ["first", "second"] {
         let member = app.register(name).await;
-        json_of(
+        body_of(
             app.post(
                 &format!("/v1/communities/{id}/join"),
                 Some(&member.access_token),
@@ -259,7 +253,7 @@ async fn ban_body_is_optional_and_may_be_null() {
 #[tokio::test]
 async fn the_document_declares_the_kernel_responses() {
     let app = spawn_app().await;
-    let spec = json_of(app.get("/openapi.json", None).await, StatusCode::OK, "spec").await;
+    let spec = body_of(app.get("/openapi.json", None).await, StatusCode::OK, "spec").await;
     let mut missing = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
@@ -338,7 +332,7 @@ async fn the_document_declares_the_kernel_responses() {
 #[tokio::test]
 async fn nullable_formatted_fields_keep_their_format() {
     let app = spawn_app().await;
-    let spec = json_of(app.get("/openapi.json", None).await, StatusCode::OK, "spec").await;
+    let spec = body_of(app.get("/openapi.json", None).await, StatusCode::OK, "spec").await;
     let schemas = &spec["components"]["schemas"];
     for (schema, field, format) in [
         ("CreateRoom", "group_id", "uuid"),
