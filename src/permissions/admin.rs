@@ -328,10 +328,11 @@ impl Permissions {
                     .await?
                     .ok_or(AppError::NotFound)?;
                 if role.builtin.as_deref() == Some("owner") {
-                    return Err(AppError::field(
-                        "subject",
-                        "owners always have every permission",
-                    ));
+                    // A state conflict, not bad input: the request is well-formed.
+                    return Err(AppError::Conflict {
+                        detail: "the owner role always has every permission".into(),
+                        fields: vec![FieldError::new("subject", "owner role is fixed")],
+                    });
                 }
             }
             Subject::User(user) => {

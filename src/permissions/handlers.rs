@@ -307,7 +307,8 @@ macro_rules! scoped_endpoints {
                 params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>", pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
                 request_body = OverrideRequest,
                 responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
-                    (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+                    (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
+                    (status = 422, body = Problem, content_type = "application/problem+json")))]
             pub async fn set_override(State(state): State<AppState>, auth: AuthUser, Path((id, subject)): Path<(Uuid, String)>, Json(body): Json<OverrideRequest>) -> Result<StatusCode, AppError> {
                 override_at(&state, auth, $kind, id, &subject, Some(body)).await
             }
@@ -315,7 +316,8 @@ macro_rules! scoped_endpoints {
             /// Remove an override.
             #[utoipa::path(delete, path = $override_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>", pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
-                responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+                responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
+                    (status = 409, body = Problem, content_type = "application/problem+json")))]
             pub async fn remove_override(State(state): State<AppState>, auth: AuthUser, Path((id, subject)): Path<(Uuid, String)>) -> Result<StatusCode, AppError> {
                 override_at(&state, auth, $kind, id, &subject, None).await
             }

@@ -710,8 +710,15 @@ async fn overrides_on_the_owner_role_are_refused() {
     )
     .await;
 
-    let body = assert_problem(response, 422, "validation_failed").await;
+    // 409, not 422: the body is valid, the owner role's state forbids it (schemathesis ST202).
+    let body = assert_problem(response, 409, "conflict").await;
     assert_eq!(problem_fields(&body), ["subject"]);
+
+    let url = format!("/v1/communities/{community}/overrides/role:{owner_role}");
+    let removed = app
+        .request(Method::DELETE, &url, Some(&owner.access_token), None)
+        .await;
+    assert_problem(removed, 409, "conflict").await;
 }
 
 // ---------------------------------------------------------------------------------------------
