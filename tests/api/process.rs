@@ -148,6 +148,15 @@ impl Node {
     }
 }
 
+/// The debug binary cargo built for this test run, unless `GUILDHALL_TEST_SERVER_BIN` names
+/// another one (scripts/faults points it at the release build for the full-size load tests,
+/// which the debug server cannot pump).
+fn server_binary() -> PathBuf {
+    std::env::var_os("GUILDHALL_TEST_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_guildhall")))
+}
+
 /// The child gets only the settings (as `GUILDHALL_*`), not this process's environment, so
 /// nothing from the test run leaks into its configuration.
 fn spawn(settings: &BTreeMap<String, String>, log: &PathBuf) -> Child {
@@ -156,7 +165,7 @@ fn spawn(settings: &BTreeMap<String, String>, log: &PathBuf) -> Child {
         .append(true)
         .open(log)
         .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_guildhall"));
+    let mut command = Command::new(server_binary());
     command
         .arg("serve")
         .env_clear()
