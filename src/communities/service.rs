@@ -14,21 +14,23 @@ use crate::realtime::Audience;
 use crate::shared::Cursor;
 use crate::state::AppState;
 
-/// Trims and checks a display text: `min..=max` characters, no control characters.
+/// Checks a display text and trims it: at most `max` characters and no control characters
+/// as sent (what the OpenAPI `maxLength` and `pattern` say), at least `min` once trimmed.
 pub fn text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, FieldError> {
-    let value = raw.trim();
-    let len = value.chars().count();
-    if len < min || len > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be {min}-{max} characters long"),
-        ));
+    let length_error = || FieldError::new(field, format!("must be {min}-{max} characters long"));
+    if raw.chars().count() > max {
+        return Err(length_error());
     }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
+    if raw.chars().any(|c| c.is_control() && c != '\n') {
         return Err(FieldError::new(
             field,
             "must not contain control characters",
         ));
+    }
+    // U+FEFF counts as blank, as in the patterns' ECMAScript `\s`.
+    let value = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    if value.chars().count() < min {
+        return Err(length_error());
     }
     Ok(value.to_owned())
 }

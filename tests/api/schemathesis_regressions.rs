@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
+use crate::helpers::{TestApp, assert_problem, problem_fields, spawn_app};
 use crate::realtime::body_of;
 
 async fn community(app: &TestApp, token: &str, visibility: &str) -> Uuid {
@@ -347,4 +347,41 @@ async fn nullable_formatted_fields_keep_their_format() {
             "{schema}.{field}: {property}"
         );
     }
+}
+
+/// Display texts were trimmed before they were checked, so `"\r"` (a control character the
+/// OpenAPI pattern forbids) was accepted as an empty description, a name of 100 characters
+/// plus a space passed `maxLength: 100`, and a lone U+FEFF (blank to the pattern's `\s`)
+/// passed as a name. Now the text as sent is checked, and only the minimum after trimming.
+#[tokio::test]
+async fn display_texts_are_checked_as_sent() {
+    let app = spawn_app().await;
+    let owner = app.register("owner").await;
+    let token = Some(owner.access_token.as_str());
+    let long = format!("{} ", "n".repeat(100));
+    let refused = [
+        json!({"name": "ok", "description": "\r", "visibility": "public"}),
+        json!({"name": "ok\u{7}", "visibility": "public"}),
+        json!({"name": long, "visibility": "public"}),
+        json!({"name": "\u{feff}", "visibility": "public"}),
+    ];
+    for (body, field) in refused
+        .into_iter()
+        .zip(["description", "name", "name", "name"])
+    {
+        let response = app.post("/v1/communities", token, body.clone()).await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem_fields(&problem), [field], "{body}");
+    }
+
+    let body =
+        json!({"name": "  spaced\u{feff} ", "description": "two\nlines ", "visibility": "public"});
+    let created = body_of(
+        app.post("/v1/communities", token, body).await,
+        StatusCode::CREATED,
+        "create community",
+    )
+    .await;
+    assert_eq!(created["name"], "spaced");
+    assert_eq!(created["description"], "two\nlines");
 }
