@@ -1,0 +1,709 @@
+//! A node cut off from Redis, and a node lost with its clients (reliability item 4). Two real
+//! server processes share one Postgres database and one Redis of the test's own.
+//!
+//! - Partition: node B runs in a network namespace of its own; iptables in it drops every
+//!   packet to and from Redis for 10 s while clients of node A send at a steady rate. B's
+//!   listeners end with every seq of the room exactly once and in order (B fills the gap from
+//!   Postgres by seq, or the listener resumes if B closes it), and sends on B during the cut
+//!   are answered (ack or error) within 2 s.
+//! - Node loss: 200 clients listen on node X while others send; X is killed with SIGKILL; the
+//!   200 reconnect to node Y and `resume` from the last seq they saw, and what each one heard
+//!   is exactly the (seq, id) list Postgres stores for the room.
+//!
+//! Sizes (CI runs the item's sizes): `GUILDHALL_PARTITION_CUT_S` (10), `GUILDHALL_PARTITION_RATE`
+//! (sends per second on node A, 50), `GUILDHALL_KILL_CLIENTS` (200).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{base_settings, database_url, fresh_database};
+use crate::netns::{Forwarder, Netns};
+use crate::process::{Node, PrivateRedis};
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the sending clients saw.
+#[derive(Default)]
+struct Sent {
+    /// client_msg_id -> (message id, when the ack arrived).
+    acked: HashMap<String, (String, Instant)>,
+    /// Every answer to a send: when the send was written, how long the answer took, and the
+    /// error code when it was refused.
+    answers: Vec<(Instant, Duration, Option<String>)>,
+}
+
+type SentLog = Arc<Mutex<Sent>>;
+
+/// Sends `ids` at `per_second`, each until it is acked. When the connection ends, reconnects
+/// to the next of `urls` and sends what was in flight again (same `client_msg_id`).
+async fn send_paced(
+    urls: Vec<String>,
+    room: String,
+    ids: Vec<String>,
+    per_second: u64,
+    log: SentLog,
+) {
+    let mut todo: VecDeque<String> = ids.into();
+    let mut in_flight: HashMap<String, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second as f64));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    for attempt in 0.. {
+        if todo.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        let url = &urls[attempt % urls.len()];
+        let Ok((mut stream, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        loop {
+            if todo.is_empty() && in_flight.is_empty() {
+                let _ = stream.close(None).await;
+                return;
+            }
+            let next = tokio::select! {
+                _ = tick.tick(), if !todo.is_empty() => {
+                    let id = todo.pop_front().expect("not empty");
+                    let frame = json!({"type": "send", "room_id": room, "client_msg_id": id,
+                        "content": format!("partition {id}")});
+                    in_flight.insert(id, Instant::now());
+                    if stream.send(Message::text(frame.to_string())).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                next = tokio::time::timeout(Duration::from_secs(30), stream.next()) => next,
+            };
+            let frame: Value = match next {
+                Err(_) => panic!("no frame for 30 s with {} sends in flight", in_flight.len()),
+                Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str(&text).unwrap(),
+                Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
+                Ok(Some(Ok(_))) => continue,
+            };
+            let answered = frame["client_msg_id"].as_str().or(frame["ref"].as_str());
+            let Some((id, written)) = answered.and_then(|id| in_flight.remove_entry(id)) else {
+                continue;
+            };
+            let mut log = log.lock().unwrap();
+            match frame["type"].as_str() {
+                Some("ack") => {
+                    let message = frame["message"]["id"].as_str().unwrap().to_owned();
+                    log.answers.push((written, written.elapsed(), None));
+                    let previous = log
+                        .acked
+                        .insert(id.clone(), (message.clone(), Instant::now()));
+                    // A retry of an acked send must answer with the original message.
+                    assert!(
+                        previous.is_none_or(|(p, _)| p == message),
+                        "{id} acked as two messages"
+                    );
+                }
+                _ => {
+                    // Refused (e.g. `unavailable`): said so, and sent again later.
+                    let code = frame["code"].as_str().unwrap_or("(no code)").to_owned();
+                    log.answers.push((written, written.elapsed(), Some(code)));
+                    todo.push_back(id);
+                }
+            }
+        }
+        // The connection ended: what it did not answer goes first on the next one.
+        for id in in_flight.drain().map(|(id, _)| id) {
+            todo.push_front(id);
+        }
+    }
+}
+
+/// What one listening client heard.
+#[derive(Default)]
+struct Heard {
+    /// The room's `message.created` frames in arrival order: (seq, message id, when).
+    messages: Vec<(i64, String, Instant)>,
+    /// Each connection's `ready`: which of the urls, and when.
+    readies: Vec<(usize, Instant)>,
+    /// Frames a listener that keeps up should never get (`resync_required`, errors).
+    surprises: Vec<String>,
+}
+
+type HeardLog = Arc<Mutex<Heard>>;
+
+/// Listens to `room` until aborted, heartbeating. When a connection ends, reconnects to the
+/// next of `urls` and resumes from the last seq heard, as PROTOCOL.md tells clients to.
+async fn listen(urls: Vec<String>, room: String, log: HeardLog) {
+    for attempt in 0.. {
+        let index = attempt % urls.len();
+        let Ok((mut stream, _)) = tokio_tungstenite::connect_async(urls[index].as_str()).await
+        else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let ready = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = ready else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(frame["type"], "ready", "first frame: {frame}");
+        let last = {
+            let mut log = log.lock().unwrap();
+            log.readies.push((index, Instant::now()));
+            log.messages.last().map(|(seq, _, _)| *seq)
+        };
+        if let Some(last) = last {
+            let resume = json!({"type": "resume", "positions": {room.as_str(): last}});
+            if stream
+                .send(Message::text(resume.to_string()))
+                .await
+                .is_err()
+            {
+                continue;
+            }
+        }
+        let mut beat = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            let message = tokio::select! {
+                _ = beat.tick() => {
+                    let frame = json!({"type": "heartbeat"}).to_string();
+                    if stream.send(Message::text(frame)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                message = stream.next() => message,
+            };
+            let Some(Ok(Message::Text(text))) = message else {
+                if matches!(message, Some(Ok(Message::Ping(_) | Message::Pong(_)))) {
+                    continue;
+                }
+                break;
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            match frame["type"].as_str() {
+                Some("message.created") if frame["room_id"] == room.as_str() => {
+                    let seq = frame["message"]["seq"].as_i64().unwrap();
+                    let id = frame["message"]["id"].as_str().unwrap().to_owned();
+                    log.lock().unwrap().messages.push((seq, id, Instant::now()));
+                }
+                Some("resync_required" | "error") => {
+                    log.lock().unwrap().surprises.push(frame.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn start_listeners(
+    count: usize,
+    urls: &[String],
+    room: &str,
+) -> (Vec<HeardLog>, Vec<tokio::task::JoinHandle<()>>) {
+    let logs: Vec<HeardLog> = (0..count).map(|_| HeardLog::default()).collect();
+    let tasks = logs
+        .iter()
+        .map(|log| tokio::spawn(listen(urls.to_vec(), room.to_owned(), log.clone())))
+        .collect();
+    (logs, tasks)
+}
+
+async fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(within, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} (waited {within:?})"));
+}
+
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>, what: &str) {
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(120), task)
+            .await
+            .unwrap_or_else(|_| panic!("{what}"))
+            .unwrap();
+    }
+}
+
+/// The room's rows in seq order: (seq, message id, client_msg_id).
+async fn stored(url: &str, room: &str) -> Vec<(i64, String, String)> {
+    let db = Database::connect(url).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT seq, id::text AS id, client_msg_id FROM messages \
+                 WHERE room_id = '{room}' ORDER BY seq"
+            ),
+        ))
+        .await
+        .unwrap();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "seq").unwrap(),
+                row.try_get("", "id").unwrap(),
+                row.try_get("", "client_msg_id").unwrap(),
+            )
+        })
+        .collect();
+    db.close().await.unwrap();
+    rows
+}
+
+/// Postgres holds each sent id once, as the row its ack named, with seqs 1..=n.
+fn assert_stored_exactly_once(rows: &[(i64, String, String)], senders: &[SentLog], sent: usize) {
+    let mut by_key: HashMap<&str, &str> = HashMap::new();
+    for (i, (seq, id, key)) in rows.iter().enumerate() {
+        assert_eq!(*seq, i as i64 + 1, "seq gap before {key}");
+        assert!(by_key.insert(key, id).is_none(), "{key} stored twice");
+    }
+    let mut acked = 0;
+    for log in senders {
+        for (key, (message, _)) in &log.lock().unwrap().acked {
+            assert_eq!(
+                by_key.get(key.as_str()),
+                Some(&message.as_str()),
+                "acked {key} is not the stored row"
+            );
+            acked += 1;
+        }
+    }
+    assert_eq!(acked, sent, "every send acked in the end");
+    assert_eq!(rows.len(), sent, "rows = distinct client_msg_ids = sends");
+}
+
+/// The listener heard exactly the stored messages: each (seq, id) once, in seq order.
+fn assert_heard_exactly(heard: &Heard, rows: &[(i64, String, String)], who: &str) {
+    assert!(
+        heard.surprises.is_empty(),
+        "{who} got {:?}",
+        heard.surprises
+    );
+    let got: Vec<(i64, &str)> = heard
+        .messages
+        .iter()
+        .map(|(s, id, _)| (*s, id.as_str()))
+        .collect();
+    let want: Vec<(i64, &str)> = rows.iter().map(|(s, id, _)| (*s, id.as_str())).collect();
+    if got != want {
+        let distinct: HashSet<i64> = got.iter().map(|(s, _)| *s).collect();
+        let first_off = got.iter().zip(&want).position(|(g, w)| g != w);
+        panic!(
+            "{who} heard {} frames ({} distinct seqs) for {} stored; first difference at index \
+             {first_off:?}: heard {:?}, stored {:?}",
+            got.len(),
+            distinct.len(),
+            want.len(),
+            first_off.and_then(|i| got.get(i)),
+            first_off.and_then(|i| want.get(i)),
+        );
+    }
+}
+
+/// Where the suite's Postgres listens (from `GUILDHALL_TEST_DATABASE_URL`).
+fn postgres_addr() -> SocketAddr {
+    let url = database_url("postgres");
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split_once('/').map_or(host_port, |(h, _)| h);
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    with_port
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .expect("postgres address")
+}
+
+/// `database_url(name)` reached through `addr` instead.
+fn database_url_via(name: &str, addr: SocketAddr) -> String {
+    let url = database_url(name);
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (auth, host_path) = rest.rsplit_once('@').map_or(("", rest), |(a, h)| (a, h));
+    let path = host_path.split_once('/').map_or("", |(_, p)| p);
+    let at = if auth.is_empty() { "" } else { "@" };
+    format!("{scheme}://{auth}{at}{addr}/{path}")
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_cut_off_from_redis_fills_the_gap_by_seq_and_answers_sends() {
+    let cut = Duration::from_secs(knob("GUILDHALL_PARTITION_CUT_S", 10));
+    let rate = knob("GUILDHALL_PARTITION_RATE", 50);
+    const LISTENERS: usize = 20;
+    const B_RATE: u64 = 10;
+    const BEFORE_S: u64 = 3;
+    /// Long enough after the cut for the node to be back on Redis and show it.
+    const AFTER_S: u64 = 8;
+
+    let ns = Netns::create();
+    let redis = PrivateRedis::start_on(ns.host_ip).await;
+    let database = fresh_database().await;
+    // B cannot see the host's loopback, where the suite's Postgres listens.
+    let postgres = Forwarder::start(ns.host_ip, postgres_addr()).await;
+    let mut settings = base_settings(&database);
+    settings.insert("redis_url".into(), redis.url());
+    let node_a = Node::start(settings.clone()).await;
+    settings.insert(
+        "database_url".into(),
+        database_url_via(&database, postgres.addr),
+    );
+    let node_b = Node::start_in_netns(settings, &ns).await;
+
+    let owner = node_a.register("partowner").await;
+    let (community, room) = node_a.community_room(&owner).await;
+    let listener = node_b.register("partlistener").await;
+    node_b.join(&listener, &community).await;
+    let (heard, listeners) =
+        start_listeners(LISTENERS, &[node_b.ws_url(&listener.access_token)], &room);
+    wait_until(Duration::from_secs(30), "listeners on B ready", || {
+        heard.iter().all(|h| !h.lock().unwrap().readies.is_empty())
+    })
+    .await;
+
+    // Senders on A for the whole run, and one on B (which keeps Postgres, not Redis).
+    let seconds = BEFORE_S + cut.as_secs() + AFTER_S;
+    let a_logs: Vec<SentLog> = (0..2).map(|_| SentLog::default()).collect();
+    let mut senders: Vec<_> = a_logs
+        .iter()
+        .enumerate()
+        .map(|(k, log)| {
+            let ids = (0..rate / 2 * seconds)
+                .map(|i| format!("a{k}-{i:05}"))
+                .collect();
+            tokio::spawn(send_paced(
+                vec![node_a.ws_url(&owner.access_token)],
+                room.clone(),
+                ids,
+                rate / 2,
+                log.clone(),
+            ))
+        })
+        .collect();
+    let b_log = SentLog::default();
+    // B's sender stops about when the cut ends, so that afterwards B has no message of its own
+    // that would reveal a gap: what B's listeners then hear within milliseconds came by Redis.
+    let b_sends = B_RATE * (BEFORE_S + cut.as_secs());
+    let ids = (0..b_sends).map(|i| format!("b-{i:05}")).collect();
+    senders.push(tokio::spawn(send_paced(
+        vec![node_b.ws_url(&listener.access_token)],
+        room.clone(),
+        ids,
+        B_RATE,
+        b_log.clone(),
+    )));
+    let sent = usize::try_from(rate / 2 * 2 * seconds + b_sends).unwrap();
+
+    let a_acked = || {
+        a_logs
+            .iter()
+            .map(|l| l.lock().unwrap().acked.len())
+            .sum::<usize>()
+    };
+    let warm = usize::try_from(rate * BEFORE_S).unwrap();
+    wait_until(Duration::from_secs(60), "A's first sends acked", || {
+        a_acked() >= warm
+    })
+    .await;
+
+    ns.cut_from(redis.addr());
+    let cut_at = Instant::now();
+    tokio::time::sleep(cut).await;
+    let dropped = ns.dropped_packets(redis.addr());
+    ns.restore(redis.addr());
+    let restored_at = Instant::now();
+    assert!(
+        dropped > 0,
+        "the cut dropped no packet: B did not talk to Redis"
+    );
+
+    join_all(senders, "senders finish").await;
+    let rows = stored(&database_url(&database), &room).await;
+    assert_stored_exactly_once(&rows, &[a_logs.clone(), vec![b_log.clone()]].concat(), sent);
+    wait_until(
+        Duration::from_secs(30),
+        "B's listeners hear every stored message",
+        || {
+            heard
+                .iter()
+                .all(|h| h.lock().unwrap().messages.len() >= rows.len())
+        },
+    )
+    .await;
+    for task in listeners {
+        task.abort();
+    }
+    for (i, h) in heard.iter().enumerate() {
+        assert_heard_exactly(&h.lock().unwrap(), &rows, &format!("listener {i} on B"));
+    }
+
+    // Sends on B while it was cut off: answered, in time.
+    let during_b: Vec<(Duration, Option<String>)> = b_log
+        .lock()
+        .unwrap()
+        .answers
+        .iter()
+        .filter(|(written, _, _)| *written >= cut_at && *written < restored_at)
+        .map(|(_, took, code)| (*took, code.clone()))
+        .collect();
+    assert!(!during_b.is_empty(), "no send on B during the cut");
+    let slowest_b = during_b
+        .iter()
+        .map(|(took, _)| *took)
+        .max()
+        .unwrap_or_default();
+    let refused: Vec<&String> = during_b.iter().filter_map(|(_, c)| c.as_ref()).collect();
+    assert!(
+        slowest_b < Duration::from_secs(2),
+        "a send on B waited {slowest_b:?} during the cut"
+    );
+
+    // How late B's listeners heard what A acked: during the cut that could only come from
+    // Postgres (filled by seq); from a few seconds after it, by Redis again.
+    let b_done = b_log
+        .lock()
+        .unwrap()
+        .acked
+        .values()
+        .map(|(_, at)| *at)
+        .max()
+        .unwrap();
+    let back_from = (restored_at + Duration::from_secs(5)).max(b_done + Duration::from_millis(500));
+    let end = Instant::now();
+    let all = |window: std::ops::Range<Instant>| {
+        let mut lags: Vec<Duration> = heard
+            .iter()
+            .flat_map(|h| lags(&a_logs, &h.lock().unwrap(), window.clone()))
+            .collect();
+        lags.sort_unstable();
+        lags
+    };
+    let p50 = |lags: &[Duration]| lags.get(lags.len() / 2).copied().unwrap_or_default();
+    let before = all(cut_at - Duration::from_secs(BEFORE_S)..cut_at);
+    let during = all(cut_at..restored_at);
+    let back = all(back_from..end);
+    let worst_during = *during.last().expect("A's sends acked during the cut");
+    // Well under the cut: the gap was filled while B was still cut off, not by Redis after it.
+    assert!(
+        worst_during < Duration::from_secs(5),
+        "a message acked during the cut reached B after {worst_during:?}"
+    );
+    // By Redis, not by the 2 s Postgres sweep.
+    assert!(
+        back.len() > 100,
+        "{} of A's messages after the cut",
+        back.len()
+    );
+    assert!(
+        p50(&back) < Duration::from_millis(200),
+        "B not back on Redis: p50 lag {:?}",
+        p50(&back)
+    );
+    // When B was back on Redis: the first whole second after the cut with p50 lag under 20 ms.
+    let back_after = (0..AFTER_S).find(|s| {
+        let from = restored_at + Duration::from_secs(*s);
+        let lags = all(from..from + Duration::from_secs(1));
+        !lags.is_empty() && p50(&lags) < Duration::from_millis(20)
+    });
+
+    let reconnects: usize = heard
+        .iter()
+        .map(|h| h.lock().unwrap().readies.len() - 1)
+        .sum();
+    eprintln!(
+        "partition: {}s cut, {dropped} packets dropped; {} rows; {LISTENERS} listeners on B heard \
+         every seq once in order, {reconnects} reconnects; lag A -> B listeners p50 {} ms before \
+         the cut, p50 {} ms / max {} ms during it (filled by seq from Postgres), p50 {} ms from \
+         {} ms after it; B back on Redis {back_after:?} s after the cut; {} sends on B during \
+         the cut: {} acked, refused {:?}, slowest answer {} ms",
+        cut.as_secs(),
+        rows.len(),
+        ms(p50(&before)),
+        ms(p50(&during)),
+        ms(worst_during),
+        ms(p50(&back)),
+        ms(back_from - restored_at),
+        during_b.len(),
+        during_b.len() - refused.len(),
+        refused,
+        ms(slowest_b),
+    );
+    drop(postgres);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_under_200_clients_they_resume_on_the_other_and_hear_what_is_stored() {
+    let clients = usize::try_from(knob("GUILDHALL_KILL_CLIENTS", 200)).unwrap();
+    const Y_RATE: u64 = 20;
+    const X_RATE: u64 = 10;
+    const SECONDS: u64 = 8;
+
+    let redis = PrivateRedis::start().await;
+    let database = fresh_database().await;
+    let mut settings = base_settings(&database);
+    settings.insert("redis_url".into(), redis.url());
+    let mut node_x = Node::start(settings.clone()).await;
+    let node_y = Node::start(settings).await;
+    let owner = node_y.register("killowner").await;
+    let (community, room) = node_y.community_room(&owner).await;
+    let listener = node_y.register("killlistener").await;
+    node_y.join(&listener, &community).await;
+
+    let urls = [
+        node_x.ws_url(&listener.access_token),
+        node_y.ws_url(&listener.access_token),
+    ];
+    let started = Instant::now();
+    let (heard, listeners) = start_listeners(clients, &urls, &room);
+    wait_until(Duration::from_secs(60), "listeners on X ready", || {
+        heard.iter().all(|h| !h.lock().unwrap().readies.is_empty())
+    })
+    .await;
+    let connected_in = started.elapsed();
+
+    // Two senders on Y, and one on X that moves to Y when X dies (resending what X did not ack).
+    let logs: Vec<SentLog> = (0..3).map(|_| SentLog::default()).collect();
+    let owner_urls = [
+        node_x.ws_url(&owner.access_token),
+        node_y.ws_url(&owner.access_token),
+    ];
+    let plan: [(Vec<String>, u64); 3] = [
+        (vec![owner_urls[1].clone()], Y_RATE),
+        (vec![owner_urls[1].clone()], Y_RATE),
+        (owner_urls.to_vec(), X_RATE),
+    ];
+    let senders: Vec<_> = plan
+        .into_iter()
+        .zip(&logs)
+        .enumerate()
+        .map(|(k, ((urls, rate), log))| {
+            let ids = (0..rate * SECONDS)
+                .map(|i| format!("s{k}-{i:05}"))
+                .collect();
+            tokio::spawn(send_paced(urls, room.clone(), ids, rate, log.clone()))
+        })
+        .collect();
+    let sent = usize::try_from((2 * Y_RATE + X_RATE) * SECONDS).unwrap();
+    let acked = || {
+        logs.iter()
+            .map(|l| l.lock().unwrap().acked.len())
+            .sum::<usize>()
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "a third of the sends acked",
+        || acked() >= sent / 3,
+    )
+    .await;
+
+    node_x.kill9().await;
+    let killed_at = Instant::now();
+    let stored_at_kill = stored(&database_url(&database), &room).await.len();
+
+    join_all(senders, "senders finish after the kill").await;
+    let rows = stored(&database_url(&database), &room).await;
+    assert_stored_exactly_once(&rows, &logs, sent);
+    wait_until(
+        Duration::from_secs(60),
+        "every listener hears every stored message",
+        || {
+            heard
+                .iter()
+                .all(|h| h.lock().unwrap().messages.len() >= rows.len())
+        },
+    )
+    .await;
+    for task in listeners {
+        task.abort();
+    }
+
+    let mut resumed = 0;
+    let mut all_back = Duration::ZERO;
+    let mut caught_up = Duration::ZERO;
+    for (i, h) in heard.iter().enumerate() {
+        let h = h.lock().unwrap();
+        assert_heard_exactly(&h, &rows, &format!("listener {i}"));
+        // Connected to X first, and to Y (only) after the kill.
+        assert_eq!(h.readies[0].0, 0, "listener {i} started on X");
+        let after: Vec<&(usize, Instant)> =
+            h.readies.iter().filter(|(_, at)| *at > killed_at).collect();
+        assert!(
+            !after.is_empty() && after.iter().all(|(node, _)| *node == 1),
+            "listener {i} readies {:?}",
+            h.readies
+        );
+        resumed += 1;
+        all_back = all_back.max(after[0].1 - killed_at);
+        // When it had everything that was stored at the moment of the kill.
+        let had_all = h
+            .messages
+            .iter()
+            .find(|(seq, _, _)| *seq >= i64::try_from(stored_at_kill).unwrap())
+            .map_or(Duration::ZERO, |(_, _, at)| {
+                at.saturating_duration_since(killed_at)
+            });
+        caught_up = caught_up.max(had_all);
+    }
+    assert!(
+        stored_at_kill > 0 && stored_at_kill < rows.len(),
+        "the kill came mid-run ({stored_at_kill} of {} rows)",
+        rows.len()
+    );
+    eprintln!(
+        "node kill: {clients} clients on X (connected in {} ms), {} rows ({stored_at_kill} at \
+         the kill); {resumed}/{clients} resumed on Y, all reconnected {} ms after the kill, all \
+         had every row stored at the kill {} ms after it; every client heard exactly the {} \
+         stored (seq, id), 0 duplicates, 0 gaps",
+        ms(connected_in),
+        rows.len(),
+        ms(all_back),
+        ms(caught_up),
+        rows.len(),
+    );
+}
+
+/// Lags from ack (on the sending node) to arrival (at a listener), of the messages acked
+/// in `window`.
+fn lags(sent: &[SentLog], heard: &Heard, window: std::ops::Range<Instant>) -> Vec<Duration> {
+    let acked_at: HashMap<String, Instant> = sent
+        .iter()
+        .flat_map(|l| {
+            let l = l.lock().unwrap();
+            l.acked
+                .values()
+                .map(|(id, at)| (id.clone(), *at))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut lags: Vec<Duration> = heard
+        .messages
+        .iter()
+        .filter_map(|(_, id, at)| {
+            let acked = acked_at.get(id)?;
+            window
+                .contains(acked)
+                .then(|| at.saturating_duration_since(*acked))
+        })
+        .collect();
+    lags.sort_unstable();
+    lags
+}
