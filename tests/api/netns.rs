@@ -118,6 +118,24 @@ impl Netns {
         }
     }
 
+    /// Blackholes one connection of the namespace to `peer`, the one from `local_port`, for
+    /// good: the socket stays open, nothing gets through either way.
+    pub fn blackhole(&self, peer: SocketAddr, local_port: u16) {
+        let (ip, port, local) = (
+            peer.ip().to_string(),
+            peer.port().to_string(),
+            local_port.to_string(),
+        );
+        self.exec(&[
+            "iptables", "-A", "OUTPUT", "-d", &ip, "-p", "tcp", "--dport", &port, "--sport",
+            &local, "-j", "DROP",
+        ]);
+        self.exec(&[
+            "iptables", "-A", "INPUT", "-s", &ip, "-p", "tcp", "--sport", &port, "--dport", &local,
+            "-j", "DROP",
+        ]);
+    }
+
     /// Packets the cut has dropped so far (both rules), proof that it bit.
     pub fn dropped_packets(&self, peer: SocketAddr) -> u64 {
         let mut total = 0;

@@ -707,3 +707,110 @@ fn lags(sent: &[SentLog], heard: &Heard, window: std::ops::Range<Instant>) -> Ve
     lags.sort_unstable();
     lags
 }
+
+/// The namespace-side ports of the Redis clients in SUBSCRIBE mode (`CLIENT LIST TYPE pubsub`).
+async fn pubsub_ports(redis: &PrivateRedis, from: std::net::Ipv4Addr) -> Vec<u16> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.split_whitespace()
+        .filter_map(|field| field.strip_prefix(&format!("addr={from}:")))
+        .map(|port| port.parse().unwrap())
+        .collect()
+}
+
+/// Regression: a node's Redis subscription only reads, so when its connection went silent
+/// (a partition that dropped what Redis sent, or the close), the node waited on it for good,
+/// or, after a 30 s cut, for tens of seconds of TCP retransmission back-off: other nodes'
+/// messages then reached its clients only through the 2 s Postgres sweep. The relay now pings
+/// its subscription and reconnects when no answer comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_whose_redis_subscription_goes_silent_resubscribes() {
+    let ns = Netns::create();
+    let redis = PrivateRedis::start_on(ns.host_ip).await;
+    let database = fresh_database().await;
+    let postgres = Forwarder::start(ns.host_ip, postgres_addr()).await;
+    let mut settings = base_settings(&database);
+    settings.insert("redis_url".into(), redis.url());
+    let node_a = Node::start(settings.clone()).await;
+    settings.insert(
+        "database_url".into(),
+        database_url_via(&database, postgres.addr),
+    );
+    let node_b = Node::start_in_netns(settings, &ns).await;
+    let owner = node_a.register("silentowner").await;
+    let (community, room) = node_a.community_room(&owner).await;
+    let listener = node_b.register("silentlistener").await;
+    node_b.join(&listener, &community).await;
+    let (heard, listeners) = start_listeners(1, &[node_b.ws_url(&listener.access_token)], &room);
+    wait_until(Duration::from_secs(30), "listener on B ready", || {
+        !heard[0].lock().unwrap().readies.is_empty()
+    })
+    .await;
+
+    // B's subscriptions (events, policy changes), and only they, lose every packet from now
+    // on; their sockets stay open.
+    let ports = pubsub_ports(&redis, ns.inner_ip).await;
+    assert!(!ports.is_empty(), "B subscribes to Redis");
+    for port in &ports {
+        ns.blackhole(redis.addr(), *port);
+    }
+    let silenced_at = Instant::now();
+
+    // Only A sends, so B has no message of its own that would reveal a gap: what B hears
+    // within milliseconds came by Redis; the sweep alone takes up to 2 s.
+    let log = SentLog::default();
+    let ids: Vec<String> = (0..100).map(|i| format!("q-{i:03}")).collect();
+    let sender = tokio::spawn(send_paced(
+        vec![node_a.ws_url(&owner.access_token)],
+        room.clone(),
+        ids,
+        10,
+        log.clone(),
+    ));
+    join_all(vec![sender], "sender finishes").await;
+    let rows = stored(&database_url(&database), &room).await;
+    assert_stored_exactly_once(&rows, std::slice::from_ref(&log), 100);
+    wait_until(
+        Duration::from_secs(30),
+        "B's listener hears every message",
+        || heard[0].lock().unwrap().messages.len() >= rows.len(),
+    )
+    .await;
+    listeners.into_iter().for_each(|t| t.abort());
+    let heard = heard[0].lock().unwrap();
+    assert_heard_exactly(&heard, &rows, "listener on B");
+    let resubscribed: Vec<u16> = pubsub_ports(&redis, ns.inner_ip)
+        .await
+        .into_iter()
+        .filter(|p| !ports.contains(p))
+        .collect();
+    // From 5 s on (a missed ping, its timeout and a new subscription), B is on Redis again.
+    let late = lags(
+        &[log],
+        &heard,
+        silenced_at + Duration::from_secs(5)..Instant::now(),
+    );
+    let p50 = late[late.len() / 2];
+    eprintln!(
+        "silent subscription: B's subscriptions {ports:?} blackholed, new ones {resubscribed:?}; \
+         from 5 s after, {} messages \
+         reached B with p50 {} ms, max {} ms",
+        late.len(),
+        ms(p50),
+        ms(*late.last().unwrap())
+    );
+    assert_eq!(resubscribed.len(), ports.len(), "every silent subscription was replaced");
+    assert!(late.len() > 20, "{} messages after 5 s", late.len());
+    assert!(
+        p50 < Duration::from_millis(100),
+        "B not back on Redis: p50 lag {p50:?}"
+    );
+    drop(postgres);
+}
