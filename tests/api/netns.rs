@@ -12,7 +12,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -103,7 +104,7 @@ impl Netns {
     /// Drops every TCP packet between the namespace and `peer`, both directions, until
     /// `restore`.
     pub fn cut_from(&self, peer: SocketAddr) {
-        for rule in self.rules(peer) {
+        for rule in Self::rules(peer) {
             let mut args = vec!["iptables", "-A"];
             args.extend(rule.iter().map(String::as_str));
             self.exec(&args);
@@ -111,7 +112,7 @@ impl Netns {
     }
 
     pub fn restore(&self, peer: SocketAddr) {
-        for rule in self.rules(peer) {
+        for rule in Self::rules(peer) {
             let mut args = vec!["iptables", "-D"];
             args.extend(rule.iter().map(String::as_str));
             self.exec(&args);
@@ -152,7 +153,7 @@ impl Netns {
         total
     }
 
-    fn rules(&self, peer: SocketAddr) -> [Vec<String>; 2] {
+    fn rules(peer: SocketAddr) -> [Vec<String>; 2] {
         let (ip, port) = (peer.ip().to_string(), peer.port().to_string());
         let rule = |chain: &str, side: &str, port_side: &str| {
             [
@@ -226,40 +227,63 @@ fn remove_leftovers() {
 }
 
 /// Forwards TCP connections from `listen` to `target` (so a server inside a namespace can
-/// reach a service that listens on the host's loopback only). Stops, with every forwarded
-/// connection, when dropped.
+/// reach a service that listens on the host's loopback only). It runs on a thread and runtime
+/// of its own, so a busy test runtime does not delay the server's every query. Stops, with
+/// every forwarded connection, when dropped.
 pub struct Forwarder {
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Forwarder {
     pub async fn start(listen: Ipv4Addr, target: SocketAddr) -> Self {
-        let listener = TcpListener::bind((listen, 0)).await.unwrap();
+        let listener = std::net::TcpListener::bind((listen, 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((mut inbound, _)) = accepted else { continue };
-                        connections.spawn(async move {
-                            if let Ok(mut outbound) = TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                            }
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(forward(listener, target, stopped));
         });
-        Self { addr, task }
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+async fn forward(listener: std::net::TcpListener, target: SocketAddr, stop: CancellationToken) {
+    let listener = TcpListener::from_std(listener).unwrap();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return, // dropping the JoinSet aborts the connections
+            accepted = listener.accept() => {
+                let Ok((mut inbound, _)) = accepted else { continue };
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        // Aborting the task drops its JoinSet, which aborts the forwarded connections.
-        self.task.abort();
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

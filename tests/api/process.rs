@@ -180,9 +180,10 @@ impl Node {
 /// another one (scripts/faults points it at the release build for the full-size load tests,
 /// which the debug server cannot pump).
 fn server_binary() -> PathBuf {
-    std::env::var_os("GUILDHALL_TEST_SERVER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_guildhall")))
+    std::env::var_os("GUILDHALL_TEST_SERVER_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_guildhall")),
+        PathBuf::from,
+    )
 }
 
 /// The child gets only the settings (as `GUILDHALL_*`), not this process's environment, so
