@@ -103,13 +103,14 @@ async fn listen_redis(
     permissions: &Permissions,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
+    // A silent subscription would miss changes until the index TTL: start over instead.
+    let (mut messages, silent) = crate::shared::subscription::subscribe(client, channel).await?;
+    tokio::pin!(silent);
     permissions.forget_all();
-    let mut messages = pubsub.on_message();
     loop {
         let message = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            err = &mut silent => return Err(err),
             message = messages.next() => message,
         };
         let Some(message) = message else {

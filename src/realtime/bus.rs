@@ -153,12 +153,15 @@ impl Bus {
         channel: &str,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        let mut messages = pubsub.on_message();
+        // Reconnects (through `relay`) when the subscription goes silent: meanwhile other
+        // nodes' events reach this node only through the 2 s Postgres sweep.
+        let (mut messages, silent) =
+            crate::shared::subscription::subscribe(client, channel).await?;
+        tokio::pin!(silent);
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
+                err = &mut silent => return Err(err),
                 message = messages.next() => message,
             };
             let Some(message) = message else {

@@ -1,7 +1,7 @@
 //! The real server binary as a child process, for tests that kill it, stop it or signal it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{PASSWORD, Session};
+use crate::netns::Netns;
 
 pub struct Node {
     pub addr: SocketAddr,
@@ -18,6 +19,8 @@ pub struct Node {
     settings: BTreeMap<String, String>,
     child: Child,
     log: PathBuf,
+    /// The network namespace the process runs in (`ip netns exec`), if not the host's.
+    netns: Option<String>,
 }
 
 /// A port nothing listens on right now (the server binds it with SO_REUSEADDR, so it can be
@@ -33,11 +36,25 @@ pub fn free_port() -> u16 {
 impl Node {
     /// Starts `guildhall serve` on `settings` (the keys of the TOML file; `bind` gets a fixed
     /// free port so restarts keep the address) and waits until it answers.
-    pub async fn start(mut settings: BTreeMap<String, String>) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    pub async fn start(settings: BTreeMap<String, String>) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Self::start_at(settings, addr, None).await
+    }
+
+    /// `start` inside a network namespace, bound to its address (reachable from the host).
+    pub async fn start_in_netns(settings: BTreeMap<String, String>, netns: &Netns) -> Self {
+        let addr = SocketAddr::from((netns.inner_ip, free_port()));
+        Self::start_at(settings, addr, Some(netns.name.clone())).await
+    }
+
+    async fn start_at(
+        mut settings: BTreeMap<String, String>,
+        addr: SocketAddr,
+        netns: Option<String>,
+    ) -> Self {
         settings.insert("bind".into(), addr.to_string());
         let log = std::env::temp_dir().join(format!("guildhall-node-{}.log", addr.port()));
-        let child = spawn(&settings, &log);
+        let child = spawn(&settings, &log, netns.as_deref());
         let node = Self {
             addr,
             client: reqwest::Client::builder()
@@ -47,6 +64,7 @@ impl Node {
             settings,
             child,
             log,
+            netns,
         };
         node.wait_ready().await;
         node
@@ -75,7 +93,7 @@ impl Node {
 
     /// Starts the binary again on the same address and settings.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.settings, &self.log);
+        self.child = spawn(&self.settings, &self.log, self.netns.as_deref());
         self.wait_ready().await;
     }
 
@@ -121,15 +139,25 @@ impl Node {
 
     /// A community owned by `owner` with one public room; returns the room id.
     pub async fn room(&self, owner: &Session) -> String {
+        self.community_room(owner).await.1
+    }
+
+    /// `room`, with the community's id first.
+    pub async fn community_room(&self, owner: &Session) -> (String, String) {
         let token = Some(owner.access_token.as_str());
         let body = json!({"name": "faults", "visibility": "public"});
         let community: Value = self.created("/v1/communities", token, body).await;
-        let path = format!(
-            "/v1/communities/{}/rooms",
-            community["id"].as_str().unwrap()
-        );
+        let community = community["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/communities/{community}/rooms");
         let room = self.created(&path, token, json!({"name": "load"})).await;
-        room["id"].as_str().unwrap().to_owned()
+        (community, room["id"].as_str().unwrap().to_owned())
+    }
+
+    /// Joins a public community (and so becomes a member of its rooms).
+    pub async fn join(&self, user: &Session, community: &str) {
+        let path = format!("/v1/communities/{community}/join");
+        let response = self.post(&path, Some(&user.access_token), json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK, "POST {path}");
     }
 
     async fn created(&self, path: &str, token: Option<&str>, body: Value) -> Value {
@@ -159,14 +187,22 @@ fn server_binary() -> PathBuf {
 }
 
 /// The child gets only the settings (as `GUILDHALL_*`), not this process's environment, so
-/// nothing from the test run leaks into its configuration.
-fn spawn(settings: &BTreeMap<String, String>, log: &PathBuf) -> Child {
+/// nothing from the test run leaks into its configuration. In a namespace, `ip netns exec`
+/// execs the binary in its own place, so the child's pid is the server's.
+fn spawn(settings: &BTreeMap<String, String>, log: &PathBuf, netns: Option<&str>) -> Child {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    let mut command = Command::new(server_binary());
+    let mut command = match netns {
+        Some(name) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", name]).arg(server_binary());
+            c
+        }
+        None => Command::new(server_binary()),
+    };
     command
         .arg("serve")
         .env_clear()
@@ -198,22 +234,33 @@ impl Node {
 /// A Redis server of the test's own, so stopping or freezing it touches no other test.
 pub struct PrivateRedis {
     pub port: u16,
+    /// The address it listens on (loopback unless a test needs it reachable from a namespace).
+    pub ip: Ipv4Addr,
     child: Child,
 }
 
 impl PrivateRedis {
     pub async fn start() -> Self {
+        Self::start_on(Ipv4Addr::LOCALHOST).await
+    }
+
+    pub async fn start_on(ip: Ipv4Addr) -> Self {
         let port = free_port();
         let redis = Self {
             port,
-            child: spawn_redis(port),
+            ip,
+            child: spawn_redis(ip, port),
         };
         redis.wait_ready().await;
         redis
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.port))
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}", self.addr())
     }
 
     /// Stopped hard, as a crash would.
@@ -222,7 +269,7 @@ impl PrivateRedis {
     }
 
     pub async fn restart(&mut self) {
-        self.child = spawn_redis(self.port);
+        self.child = spawn_redis(self.ip, self.port);
         self.wait_ready().await;
     }
 
@@ -246,10 +293,7 @@ impl PrivateRedis {
 
     async fn wait_ready(&self) {
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            if tokio::net::TcpStream::connect(self.addr()).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -258,9 +302,14 @@ impl PrivateRedis {
     }
 }
 
-fn spawn_redis(port: u16) -> Child {
+fn spawn_redis(ip: Ipv4Addr, port: u16) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--bind", &ip.to_string()])
+        // Clients from a network namespace are not loopback ones, which protected mode refuses.
+        .args([
+            "--protected-mode",
+            if ip.is_loopback() { "yes" } else { "no" },
+        ])
         .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
         .stdout(Stdio::null())
         .kill_on_drop(true)
