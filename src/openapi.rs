@@ -154,6 +154,8 @@ fn split_nullable_format(schema: &mut RefOr<Schema>) {
 /// 415 / 422 from the `Json` body extractor, 422 from the `Path` and `Query` extractors (a
 /// malformed id or query value), and 404 wherever the path names a resource (what the caller
 /// may not see is 404, README "Permissions"). A handler's own description of a status wins.
+/// It also gives every response a description and every operation an explicit `security`, as
+/// the SDK generators and linters of `scripts/sdk` require.
 fn kernel_responses(openapi: &mut utoipa::openapi::OpenApi) {
     operations(openapi).for_each(add_kernel_responses);
 }
