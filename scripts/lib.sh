@@ -18,6 +18,7 @@
 #   7. rust                ensure_rust, ensure_cargo_install
 #   8. docker-compose      ensure_docker_compose
 #   9. media               ensure_s3s_fs, ensure_cargo_lambda, start_local_media
+#  10. scratch server      scratch_database, serve_scratch (scripts/schemathesis, scripts/sdk)
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   echo "scripts/lib.sh is a library: source it from a script" >&2
@@ -536,4 +537,60 @@ ENV
   [[ "$mode" == test ]] && GH_CLEANUP+=("kill -- -$pid 2>/dev/null")
   wait_until 60 "media lambda" port_open 127.0.0.1 "$lambda_port"
   log "==> media lambda: invoke API on $GH_LAMBDA_ENDPOINT (log $data.lambda.log)"
+}
+
+# --------------------------------------------------------------------------
+# 10. a scratch server: a fresh database and `guildhall serve` on a random port, both gone
+#     when the script exits (scripts/schemathesis, scripts/sdk).
+# --------------------------------------------------------------------------
+# scratch_database PREFIX [KEEP]: creates PREFIX<12 hex digits>, owned by GH_DB_ROLE, and sets
+# GH_SCRATCH_DB. Dropped at exit unless KEEP is 1.
+scratch_database() {
+  local prefix="$1" keep="${2:-0}"
+  GH_SCRATCH_DB="$prefix$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
+  pg_admin -v db="$GH_SCRATCH_DB" -v role="$GH_DB_ROLE" <<'SQL'
+CREATE DATABASE :"db" OWNER :"role";
+SQL
+  if [[ "$keep" == 1 ]]; then
+    log "==> postgres: database $GH_SCRATCH_DB (kept)"
+  else
+    GH_CLEANUP+=("pg_admin -c 'DROP DATABASE IF EXISTS $GH_SCRATCH_DB WITH (FORCE)'")
+    log "==> postgres: database $GH_SCRATCH_DB (dropped at exit)"
+  fi
+}
+
+# scratch_env: exports the GUILDHALL_* settings of a server on GH_SCRATCH_DB: a random port
+# (GH_SERVER_URL), a Redis key prefix of its own, a fresh JWT secret, rate limits off (one client
+# sends everything from one IP as a few users), a small pool. Set GUILDHALL_LOG before to change
+# the log level; other GUILDHALL_* (media) may be exported after.
+scratch_env() {
+  [[ -n "${GH_SCRATCH_DB:-}" ]] || die "scratch_env: call scratch_database first"
+  local port
+  port="$(free_port)"
+  GH_SERVER_URL="http://127.0.0.1:$port"
+  export GUILDHALL_DATABASE_URL="postgres://$GH_DB_ROLE:$GH_DB_PASSWORD@$GH_PG_HOST:$GH_PG_PORT/$GH_SCRATCH_DB"
+  export GUILDHALL_REDIS_URL="redis://$GH_REDIS_HOST:$GH_REDIS_PORT"
+  export GUILDHALL_REDIS_PREFIX="${GH_SCRATCH_DB//_/-}:"
+  export GUILDHALL_BIND="127.0.0.1:$port"
+  GUILDHALL_JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+  export GUILDHALL_JWT_SECRET
+  export GUILDHALL_RATE_LIMITS=off
+  export GUILDHALL_LOG="${GUILDHALL_LOG:-warn,guildhall=info}"
+  export GUILDHALL_DATABASE_MAX_CONNECTIONS=10
+}
+
+# serve_scratch BIN LOG_DIR: migrates GH_SCRATCH_DB and starts `BIN serve` with the scratch_env
+# settings in its own session (stopped at exit, before the database is dropped), then waits
+# for /readyz. Logs: LOG_DIR/migrate.log, LOG_DIR/server.log.
+serve_scratch() {
+  local bin="$1" dir="$2" pid
+  mkdir -p "$dir"
+  "$bin" migrate up >"$dir/migrate.log" 2>&1 || {
+    cat "$dir/migrate.log" >&2
+    die "migrate failed"
+  }
+  pid="$(_gh_spawn "$dir/server.log" "$bin" serve)"
+  GH_CLEANUP=("kill -- -$pid 2>/dev/null; sleep 0.5" "${GH_CLEANUP[@]}")
+  wait_until 30 guildhall curl -fsS "$GH_SERVER_URL/readyz"
+  log "==> guildhall: serving on $GH_SERVER_URL (pid $pid, log $dir/server.log)"
 }

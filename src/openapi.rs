@@ -2,6 +2,7 @@
 //! the responses the kernel gives on every route (`kernel_responses`).
 //! `guildhall openapi` prints it; `openapi/openapi.json` is that output, drift-checked in tests.
 
+use axum::http::StatusCode;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, OneOf, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -22,6 +23,8 @@ use crate::{calendar, communities, identity, media, messages, ops, permissions, 
                        Errors are application/problem+json with a stable `code`.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only")
     ),
+    // Relative: the document describes the host that serves it (`/openapi.json`).
+    servers((url = "/", description = "The server this document is served from")),
     modifiers(&BearerScheme),
     components(schemas(Problem, FieldError, PermissionName)),
     tags(
@@ -151,6 +154,8 @@ fn split_nullable_format(schema: &mut RefOr<Schema>) {
 /// 415 / 422 from the `Json` body extractor, 422 from the `Path` and `Query` extractors (a
 /// malformed id or query value), and 404 wherever the path names a resource (what the caller
 /// may not see is 404, README "Permissions"). A handler's own description of a status wins.
+/// It also gives every response a description and every operation an explicit `security`, as
+/// the SDK generators and linters of `scripts/sdk` require.
 fn kernel_responses(openapi: &mut utoipa::openapi::OpenApi) {
     operations(openapi).for_each(add_kernel_responses);
 }
@@ -207,13 +212,37 @@ fn add_kernel_responses(operation: &mut Operation) {
         // Every route looks its path ids up as the caller: unknown and invisible are both 404.
         statuses.push(("404", "No such resource, or not visible to the caller"));
     }
-    for (status, description) in statuses {
+    for (status, description) in &statuses {
         operation
             .responses
             .responses
-            .entry(status.to_owned())
+            .entry((*status).to_owned())
             .or_insert_with(|| RefOr::T(problem_response(description)));
     }
+    // OpenAPI requires a description on every response and utoipa leaves out an empty one
+    // (`(status = 204)`, `(status = 404, body = Problem)`): a status the kernel answers gets the
+    // kernel's text, any other the HTTP reason phrase. SDK generators refuse the document otherwise.
+    for (status, response) in &mut operation.responses.responses {
+        if let RefOr::T(response) = response
+            && response.description.is_empty()
+        {
+            response.description = statuses
+                .iter()
+                .find(|(s, _)| s == status)
+                .map(|(_, d)| (*d).to_owned())
+                .or_else(|| {
+                    status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .and_then(|code| code.canonical_reason())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| format!("HTTP {status}"));
+        }
+    }
+    // No requirement means "public" only by omission; say it (`security: []`), as linters ask.
+    operation.security.get_or_insert_with(Vec::new);
 }
 
 fn problem_response(description: &str) -> utoipa::openapi::Response {

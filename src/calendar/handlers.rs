@@ -163,7 +163,7 @@ pub async fn split(
 }
 
 /// Answer for one occurrence: going, maybe or declined.
-#[utoipa::path(put, operation_id = "rsvp", path = "/v1/events/{event_id}/occurrences/{original_start}/rsvp", tag = "calendar",
+#[utoipa::path(put, operation_id = "set_rsvp", path = "/v1/events/{event_id}/occurrences/{original_start}/rsvp", tag = "calendar",
     security(("bearer" = [])), params(("event_id" = Uuid, Path), ("original_start" = DateTime<Utc>, Path)),
     request_body = RsvpRequest,
     responses((status = 200, body = RsvpView), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -214,7 +214,7 @@ pub struct FeedParams {
 }
 
 /// The community's calendar as iCalendar (RFC 5545): bearer header or `?token=` feed token.
-#[utoipa::path(get, operation_id = "calendar_feed", path = "/v1/communities/{community_id}/calendar.ics", tag = "calendar",
+#[utoipa::path(get, operation_id = "get_calendar_feed", path = "/v1/communities/{community_id}/calendar.ics", tag = "calendar",
     security(("bearer" = []), ()), params(("community_id" = Uuid, Path), FeedParams),
     responses((status = 200, body = String, content_type = "text/calendar"), (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::service::{self, CommunityPatch, NewCommunity, text, visibility};
 use super::tree::{self, NewRoomInput, RoomPatch};
 use super::views::{
-    CommunityView, GroupView, InviteView, MemberView, Page, RoomView, Tree, double_option,
+    CommunityPage, CommunityView, GroupView, InviteView, MemberPage, RoomView, Tree, double_option,
 };
 use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{Json, Path, Query};
@@ -132,16 +132,16 @@ pub async fn create_community(
 }
 
 /// The caller's communities (cursor-paged by id).
-#[utoipa::path(get, path = "/v1/communities", tag = "communities", security(("bearer" = [])), params(PageParams),
-    responses((status = 200, body = Page<CommunityView>)))]
+#[utoipa::path(get, operation_id = "list_my_communities", path = "/v1/communities", tag = "communities", security(("bearer" = [])), params(PageParams),
+    responses((status = 200, body = CommunityPage)))]
 pub async fn my_communities(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(page): Query<PageParams>,
-) -> Result<Json<Page<CommunityView>>, AppError> {
+) -> Result<Json<CommunityPage>, AppError> {
     service::mine(&state, auth.user_id, page.cursor()?, page.limit()?)
         .await
-        .map(Json)
+        .map(|page| Json(page.into()))
 }
 
 /// A community the caller can see (member, or a public one).
@@ -233,7 +233,7 @@ pub async fn get_tree(
 }
 
 /// Join a public community (idempotent).
-#[utoipa::path(post, path = "/v1/communities/{community_id}/join", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
+#[utoipa::path(post, operation_id = "join_community", path = "/v1/communities/{community_id}/join", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path)),
     responses((status = 200, body = CommunityView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn join(
     State(state): State<AppState>,
@@ -306,19 +306,19 @@ pub async fn accept_invite(
 }
 
 /// Members of a community (cursor-paged by user id).
-#[utoipa::path(get, path = "/v1/communities/{community_id}/members", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path), PageParams),
-    responses((status = 200, body = Page<MemberView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, operation_id = "list_members", path = "/v1/communities/{community_id}/members", tag = "communities", security(("bearer" = [])), params(("community_id" = Uuid, Path), PageParams),
+    responses((status = 200, body = MemberPage), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn members(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(page): Query<PageParams>,
-) -> Result<Json<Page<MemberView>>, AppError> {
+) -> Result<Json<MemberPage>, AppError> {
     let (cursor, limit) = (page.cursor()?, page.limit()?);
     let proof = at::<perm::View>(&state, &auth, id, ScopeKind::Community).await?;
     service::members(&state, &proof, cursor, limit)
         .await
-        .map(Json)
+        .map(|page| Json(page.into()))
 }
 
 /// Kick a member (kick permission), or leave with one's own id. The last owner cannot leave.
@@ -347,7 +347,7 @@ pub struct BanRequest {
 }
 
 /// Ban a user (removes their membership); owners cannot be banned.
-#[utoipa::path(put, path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
+#[utoipa::path(put, operation_id = "ban_member", path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body(content = Option<BanRequest>, description = "Optional reason"),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn ban(
@@ -371,7 +371,7 @@ pub async fn ban(
 }
 
 /// Lift a ban.
-#[utoipa::path(delete, path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "unban_member", path = "/v1/communities/{community_id}/bans/{user_id}", tag = "communities", security(("bearer" = [])),
     params(("community_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn unban(

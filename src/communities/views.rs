@@ -112,10 +112,46 @@ pub struct MemberView {
     pub joined_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// One page of a cursor-paged list; the API answers with a named page type per item type
+/// (`CommunityPage`, `MemberPage`) so the document has no generic, anonymous schemas.
+#[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// A page of the caller's communities.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CommunityPage {
+    pub items: Vec<CommunityView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a community's members.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberPage {
+    pub items: Vec<MemberView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<CommunityView>> for CommunityPage {
+    fn from(page: Page<CommunityView>) -> Self {
+        Self {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+impl From<Page<MemberView>> for MemberPage {
+    fn from(page: Page<MemberView>) -> Self {
+        Self {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -84,7 +84,7 @@ pub async fn login(
 }
 
 /// Spend a refresh token for a new token pair. Reusing a spent token revokes the session.
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, operation_id = "refresh_session", path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "New token pair", body = AuthSession),
         (status = 401, description = "Invalid, expired, revoked or reused token", body = Problem, content_type = "application/problem+json"),
@@ -110,7 +110,7 @@ pub async fn logout(
 }
 
 /// The caller's own account.
-#[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_me", path = "/v1/users/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = UserView),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -120,7 +120,7 @@ pub async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Us
 }
 
 /// A user's public profile.
-#[utoipa::path(get, path = "/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_user", path = "/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
     params(("user_id" = Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "The user", body = UserView),

@@ -15,7 +15,9 @@ pub struct MessageView {
     /// Empty once deleted.
     pub content: String,
     pub reply_to: Option<Uuid>,
-    #[schema(value_type = Vec<Object>)]
+    /// The attachments the message carries, in the order sent (no URLs: ask
+    /// `GET /v1/attachments/{attachment_id}`). Empty once deleted.
+    #[schema(value_type = Vec<crate::media::model::MessageAttachment>)]
     pub attachments: serde_json::Value,
     /// Users mentioned with `@username` who can read the room.
     pub mentions: Vec<Uuid>,

@@ -39,7 +39,7 @@ pub struct SendRequest {
 }
 
 /// Send a message; answered after it is durable in Postgres.
-#[utoipa::path(post, path = "/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "send_message", path = "/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path)), request_body = SendRequest,
     responses((status = 201, body = MessageView), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
@@ -90,7 +90,7 @@ pub struct HistoryPage {
 }
 
 /// Room history by seq: `before`, `after`, or the newest page.
-#[utoipa::path(get, path = "/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_messages", path = "/v1/rooms/{room_id}/messages", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), HistoryParams),
     responses((status = 200, body = HistoryPage), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -150,7 +150,7 @@ pub struct EditRequest {
 }
 
 /// Edit one's own message.
-#[utoipa::path(patch, path = "/v1/rooms/{room_id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "edit_message", path = "/v1/rooms/{room_id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path)), request_body = EditRequest,
     responses((status = 200, body = MessageView), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -167,7 +167,7 @@ pub async fn edit(
 }
 
 /// Delete a message (own, or anyone's with manage_messages); it stays as a tombstone with its seq.
-#[utoipa::path(delete, path = "/v1/rooms/{room_id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "delete_message", path = "/v1/rooms/{room_id}/messages/{message_id}", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -182,7 +182,7 @@ pub async fn delete(
 }
 
 /// Add a reaction (idempotent).
-#[utoipa::path(put, path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(put, operation_id = "add_reaction", path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path, description = "1-32 characters, no whitespace or control characters", pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{1,32}$")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -197,7 +197,7 @@ pub async fn react(
 }
 
 /// Remove one's reaction.
-#[utoipa::path(delete, path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "remove_reaction", path = "/v1/rooms/{room_id}/messages/{message_id}/reactions/{emoji}", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path, description = "1-32 characters, no whitespace or control characters", pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]{1,32}$")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn unreact(
@@ -224,7 +224,7 @@ pub struct ReadMarker {
 }
 
 /// Mark the room read up to `seq`; announced as a `receipt` event.
-#[utoipa::path(post, path = "/v1/rooms/{room_id}/read", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "mark_read", path = "/v1/rooms/{room_id}/read", tag = "messages", security(("bearer" = [])),
     params(("room_id" = Uuid, Path)), request_body = ReadRequest,
     responses((status = 200, body = ReadMarker), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn read(
@@ -244,7 +244,7 @@ pub struct UnreadResponse {
 }
 
 /// Unread and mention counts per room the caller belongs to.
-#[utoipa::path(get, path = "/v1/unread", tag = "messages", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_unread", path = "/v1/unread", tag = "messages", security(("bearer" = [])),
     responses((status = 200, body = UnreadResponse)))]
 pub async fn unread(
     State(state): State<AppState>,
@@ -274,7 +274,7 @@ pub struct SearchResponse {
 }
 
 /// Full-text search over messages in rooms the caller may read.
-#[utoipa::path(get, path = "/v1/search", tag = "messages", security(("bearer" = [])), params(SearchParams),
+#[utoipa::path(get, operation_id = "search_messages", path = "/v1/search", tag = "messages", security(("bearer" = [])), params(SearchParams),
     responses((status = 200, body = SearchResponse), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn search(
     State(state): State<AppState>,

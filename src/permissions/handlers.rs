@@ -167,7 +167,7 @@ pub async fn delete_role(
 }
 
 /// The audit log of role, grant, override, ban and ownership changes (newest first).
-#[utoipa::path(get, path = "/v1/communities/{community_id}/audit-log", tag = "permissions", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_audit_log", path = "/v1/communities/{community_id}/audit-log", tag = "permissions", security(("bearer" = [])),
     params(("community_id" = Uuid, Path), PageParams),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn audit_log(
@@ -285,7 +285,7 @@ macro_rules! scoped_endpoints {
             use super::*;
 
             /// Grant a role to a member at this scope (only roles whose permissions the caller holds).
-            #[utoipa::path(put, path = $grant_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(put, operation_id = concat!("grant_", stringify!($module), "_role"), path = $grant_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path), ("user_id" = Uuid, Path), ("role_id" = Uuid, Path)),
                 responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
                     (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -294,7 +294,7 @@ macro_rules! scoped_endpoints {
             }
 
             /// Revoke a role grant at this scope (the last owner cannot be demoted: 409).
-            #[utoipa::path(delete, path = $grant_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(delete, operation_id = concat!("revoke_", stringify!($module), "_role"), path = $grant_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path), ("user_id" = Uuid, Path), ("role_id" = Uuid, Path)),
                 responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
                     (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -303,7 +303,7 @@ macro_rules! scoped_endpoints {
             }
 
             /// Set the allow/deny override of a role (`role:<id>`) or a user (`user:<id>`) here.
-            #[utoipa::path(put, path = $override_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(put, operation_id = concat!("set_", stringify!($module), "_override"), path = $override_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>", pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
                 request_body = OverrideRequest,
                 responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -314,7 +314,7 @@ macro_rules! scoped_endpoints {
             }
 
             /// Remove an override.
-            #[utoipa::path(delete, path = $override_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(delete, operation_id = concat!("remove_", stringify!($module), "_override"), path = $override_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path), ("subject" = String, Path, description = "role:<role_id> or user:<user_id>", pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
                 responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
                     (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -323,7 +323,7 @@ macro_rules! scoped_endpoints {
             }
 
             /// The caller's effective permissions here.
-            #[utoipa::path(get, path = $me_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(get, operation_id = concat!("get_my_", stringify!($module), "_permissions"), path = $me_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path)),
                 responses((status = 200, body = EffectivePermissions), (status = 404, body = Problem, content_type = "application/problem+json")))]
             pub async fn me(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> Result<Json<EffectivePermissions>, AppError> {
@@ -331,7 +331,7 @@ macro_rules! scoped_endpoints {
             }
 
             /// Why a user may or may not use a permission here: the decision and the ordered rules.
-            #[utoipa::path(get, path = $explain_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(get, operation_id = concat!("explain_", stringify!($module), "_permission"), path = $explain_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path), ExplainQuery),
                 responses((status = 200, body = Explanation), (status = 403, body = Problem, content_type = "application/problem+json"),
                     (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -340,7 +340,7 @@ macro_rules! scoped_endpoints {
             }
 
             /// What-if: who would gain or lose which permissions where, without applying anything.
-            #[utoipa::path(post, path = $simulate_path, tag = "permissions", security(("bearer" = [])),
+            #[utoipa::path(post, operation_id = concat!("simulate_", stringify!($module), "_changes"), path = $simulate_path, tag = "permissions", security(("bearer" = [])),
                 params(($id = Uuid, Path)), request_body = SimulateRequest,
                 responses((status = 200, body = SimulateResponse), (status = 403, body = Problem, content_type = "application/problem+json"),
                     (status = 422, body = Problem, content_type = "application/problem+json")))]

@@ -36,14 +36,11 @@ pub struct Explanation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
-    Grant {
-        user_id: Uuid,
-        role_id: Uuid,
-    },
-    Revoke {
-        user_id: Uuid,
-        role_id: Uuid,
-    },
+    #[schema(title = "GrantChange")]
+    Grant { user_id: Uuid, role_id: Uuid },
+    #[schema(title = "RevokeChange")]
+    Revoke { user_id: Uuid, role_id: Uuid },
+    #[schema(title = "SetOverrideChange")]
     SetOverride {
         #[schema(
             pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -54,6 +51,7 @@ pub enum Change {
         #[schema(value_type = Vec<PermissionName>)]
         deny: Vec<String>,
     },
+    #[schema(title = "RemoveOverrideChange")]
     RemoveOverride {
         #[schema(
             pattern = r"^(role|user):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"

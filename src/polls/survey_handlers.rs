@@ -82,7 +82,7 @@ pub async fn respond(
 }
 
 /// The caller's own response (404 when they have not responded).
-#[utoipa::path(get, path = "/v1/surveys/{survey_id}/responses/me", tag = "polls", operation_id = "my_survey_response",
+#[utoipa::path(get, path = "/v1/surveys/{survey_id}/responses/me", tag = "polls", operation_id = "get_my_survey_response",
     security(("bearer" = [])), params(("survey_id" = Uuid, Path)),
     responses((status = 200, body = SurveyResponseView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn my_response(
@@ -96,7 +96,7 @@ pub async fn my_response(
 }
 
 /// Aggregated results, when the survey's `results` setting lets the caller see them.
-#[utoipa::path(get, path = "/v1/surveys/{survey_id}/results", tag = "polls", operation_id = "survey_results",
+#[utoipa::path(get, path = "/v1/surveys/{survey_id}/results", tag = "polls", operation_id = "get_survey_results",
     security(("bearer" = [])), params(("survey_id" = Uuid, Path)),
     responses((status = 200, body = SurveyResults), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]

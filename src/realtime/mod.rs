@@ -45,7 +45,7 @@ pub struct ConnectParams {
 /// Open the realtime WebSocket (protocol: PROTOCOL.md). Authenticated by `?token=` or the
 /// Authorization header; a browser's Origin must be the server's own or allowed by
 /// `GUILDHALL_WS_ORIGINS`.
-#[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(ConnectParams),
+#[utoipa::path(get, operation_id = "connect_gateway", path = "/v1/ws", tag = "realtime", params(ConnectParams),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json")))]

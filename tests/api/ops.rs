@@ -116,6 +116,67 @@ fn every_operation_documents_its_responses() {
     }
 }
 
+/// What SDK generators (scripts/sdk) need of the document: unique operation ids that are
+/// identifiers in Python and TypeScript and not reserved words there, a description on every
+/// response (OpenAPI requires one), an explicit security requirement on every operation, and no
+/// anonymous object variants in a `oneOf`.
+#[test]
+fn operations_are_fit_for_sdk_generators() {
+    const RESERVED: &[&str] = &[
+        "delete", "new", "default", "import", "export", "class", "function", "return", "in", "is",
+        "from", "async", "await", "with", "yield", "lambda", "pass", "global", "type", "get",
+        "post", "put", "patch", "request", "client", "me", "user", "send", "search", "read",
+    ];
+    let spec: Value = serde_json::from_str(&guildhall::openapi::spec_json()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && id.starts_with(|c: char| c.is_ascii_lowercase()),
+                "{method} {path}: operationId {id:?} is not snake_case"
+            );
+            assert!(
+                !RESERVED.contains(&id),
+                "{method} {path}: operationId {id:?} is reserved or too generic"
+            );
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id:?} of {method} {path} is also {other}");
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+            assert!(
+                operation["security"].is_array(),
+                "{method} {path} does not say its security (`security: []` when public)"
+            );
+        }
+    }
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        assert!(
+            !name.contains('_'),
+            "schema {name}: a generic instance, name it"
+        );
+        for variant in schema["oneOf"].as_array().into_iter().flatten() {
+            assert!(
+                variant.get("$ref").is_some()
+                    || variant.get("title").is_some()
+                    || variant["type"] != "object",
+                "schema {name}: an anonymous object variant"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn docs_load_without_internet() {
     let app = spawn_app().await;
