@@ -127,11 +127,11 @@ class Client {
     check('client', frame);
     this.socket.send(JSON.stringify(frame));
   }
-  /// Waits (10 s at most) for a frame of `type` (and `where`) after the first `from` frames.
-  next(type, where = () => true, from = 0) {
+  /// Waits (10 s unless told) for a frame of `type` (and `where`) after the first `from` frames.
+  next(type, where = () => true, from = 0, within = 10_000) {
     const find = () => this.frames.slice(from).find((f) => f.type === type && where(f));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${type} frame within 10 s`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`no ${type} frame within ${within} ms`)), within);
       const done = () => {
         const found = find();
         if (found) {
@@ -157,6 +157,17 @@ async function scenario() {
   const alices = new Client(a);
   await alices.opened;
   await alices.next('ready');
+  // The server reminds 30 s ahead (GUILDHALL_EVENT_REMINDER_S): this one starts in 40 s.
+  const soon = new Date(Math.ceil(Date.now() / 1000) * 1000 + 40_000);
+  const reminded = await rest('POST', `/v1/communities/${community.id}/events`, a, {
+    title: 'Soon',
+    starts_at: soon.toISOString(),
+    ends_at: new Date(soon.getTime() + 900_000).toISOString(),
+    timezone: 'UTC',
+    room_id: room.id,
+  });
+  const occurrence = encodeURIComponent(reminded.starts_at);
+  await rest('PUT', `/v1/events/${reminded.id}/occurrences/${occurrence}/rsvp`, a, { status: 'going' });
   alices.send({ type: 'heartbeat' });
   await alices.next('heartbeat_ack');
   await rest('POST', `/v1/communities/${community.id}/join`, b);
@@ -238,6 +249,9 @@ async function scenario() {
 
   bobs.socket.close();
   await alices.next('presence', (f) => f.status === 'offline');
+  await rest('DELETE', `/v1/communities/${community.id}/members/${bob.user.id}`, a);
+  await alices.next('member.left');
+  await alices.next('event.starting', () => true, 0, 30_000);
   for (const client of [alices, resumer, replayer]) client.socket.close();
 }
 
