@@ -227,8 +227,15 @@ async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManage
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, spec) = openapi::api_router().split_for_parts();
+    let asyncapi = axum::body::Bytes::from(crate::asyncapi::yaml_for(&spec));
     let x_request_id = HeaderName::from_static("x-request-id");
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .route(
+            "/asyncapi.yaml",
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/yaml")], asyncapi)
+            }),
+        )
         .fallback(|| async { AppError::NotFound })
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::ops::track))
         .layer(axum::Extension(TrustForwardedFor(config.trust_forwarded_for)))

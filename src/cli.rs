@@ -1,4 +1,4 @@
-//! Command line: `serve`, `migrate up|down|status`, `openapi`, `demo-seed`.
+//! Command line: `serve`, `migrate up|down|status`, `openapi`, `asyncapi`, `demo-seed`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::{App, db, demo, openapi, telemetry};
+use crate::{App, asyncapi, db, demo, openapi, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "guildhall", version, about = "Community platform backend")]
@@ -29,6 +29,8 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON).
     Openapi,
+    /// Print the AsyncAPI document of the WebSocket protocol (YAML).
+    Asyncapi,
     /// Create demo users and data, printing their credentials; safe to run again.
     DemoSeed,
 }
@@ -55,6 +57,10 @@ pub async fn run() -> ExitCode {
         print!("{}", openapi::spec_json());
         return ExitCode::SUCCESS;
     }
+    if matches!(cli.command, Command::Asyncapi) {
+        print!("{}", asyncapi::spec_yaml());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -77,7 +83,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => App::build(config).await?.run_until_stopped().await,
         Command::Migrate { action } => migrate(action, &config).await,
         Command::DemoSeed => demo::seed(config).await,
-        Command::Openapi => unreachable!("handled before configuration is read"),
+        Command::Openapi | Command::Asyncapi => {
+            unreachable!("handled before configuration is read")
+        }
     }
 }
 

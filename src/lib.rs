@@ -4,6 +4,7 @@
 //! Features (vertical slices): `identity`, `ops`. See ARCHITECTURE.md for the rules.
 
 pub mod app;
+pub mod asyncapi;
 pub mod bodies;
 pub mod calendar;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod serve;
 pub mod shared;
 pub mod state;
 pub mod telemetry;
+pub mod yaml;
 
 pub use app::App;
 pub use config::Config;

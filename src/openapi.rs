@@ -1,6 +1,7 @@
 //! The OpenAPI document: every feature's routes merged, plus the bearer security scheme and
 //! the responses the kernel gives on every route (`kernel_responses`).
 //! `guildhall openapi` prints it; `openapi/openapi.json` is that output, drift-checked in tests.
+//! Its components also hold the WebSocket frames' schemas (`asyncapi::frame_components`).
 
 use axum::http::StatusCode;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -71,6 +72,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(calendar::router())
         .merge(media::router())
         .merge(realtime::router());
+    crate::asyncapi::frame_components(router.get_openapi_mut());
     kernel_responses(router.get_openapi_mut());
     nullable_formats_as_one_of(router.get_openapi_mut());
     router

@@ -15,7 +15,7 @@ pub mod service;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use model::{CreateEvent, EventView, OccurrenceView, RsvpStatus};
+pub use model::{CalendarEvent, CreateEvent, EventView, OccurrenceView, RsvpStatus};
 pub use reminders::run_reminders;
 
 use crate::state::AppState;

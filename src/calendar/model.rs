@@ -229,17 +229,22 @@ pub struct FeedTokenList {
     pub tokens: Vec<FeedToken>,
 }
 
-#[derive(Debug, Serialize)]
+/// What the calendar publishes (`crate::realtime::Event`).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum CalendarEvent<'a> {
+    /// A series was created, changed or deleted.
     #[serde(rename = "event.updated")]
+    #[schema(title = "EventUpdatedEvent")]
     Updated {
         community_id: Uuid,
         event: &'a EventView,
         /// Set when the series was deleted.
         deleted: bool,
     },
+    /// Reminder, to those going: an occurrence starts soon.
     #[serde(rename = "event.starting")]
+    #[schema(title = "EventStartingEvent")]
     Starting {
         community_id: Uuid,
         event_id: Uuid,
@@ -249,3 +254,5 @@ pub enum CalendarEvent<'a> {
         starts_in_s: i64,
     },
 }
+
+impl crate::realtime::Event for CalendarEvent<'_> {}

@@ -359,15 +359,31 @@ pub async fn ids_of(state: &AppState, user: Uuid) -> Result<Vec<Uuid>, AppError>
     Ok(repo::community_ids_of(&state.db, user).await?)
 }
 
-#[derive(serde::Serialize)]
-struct MemberEvent {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    community_id: Uuid,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    room_id: Option<Uuid>,
-    user_id: Uuid,
+/// Membership changes, to the community's sessions or the room's (`crate::realtime::Event`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(tag = "type")]
+pub enum MemberEvent {
+    /// A user joined the community (no `room_id`) or was added to a private room.
+    #[serde(rename = "member.joined")]
+    #[schema(title = "MemberJoinedEvent")]
+    Joined {
+        community_id: Uuid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<Uuid>,
+        user_id: Uuid,
+    },
+    /// A user left or was removed from the community (no `room_id`) or a private room.
+    #[serde(rename = "member.left")]
+    #[schema(title = "MemberLeftEvent")]
+    Left {
+        community_id: Uuid,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room_id: Option<Uuid>,
+        user_id: Uuid,
+    },
 }
+
+impl crate::realtime::Event for MemberEvent {}
 
 /// `member.joined` / `member.left` to the community's sessions (and to the joiner).
 pub async fn member_event(
@@ -377,15 +393,18 @@ pub async fn member_event(
     user: Uuid,
     joined: bool,
 ) {
-    let event = MemberEvent {
-        kind: if joined {
-            "member.joined"
-        } else {
-            "member.left"
-        },
-        community_id: community,
-        room_id: room,
-        user_id: user,
+    let event = if joined {
+        MemberEvent::Joined {
+            community_id: community,
+            room_id: room,
+            user_id: user,
+        }
+    } else {
+        MemberEvent::Left {
+            community_id: community,
+            room_id: room,
+            user_id: user,
+        }
     };
     let audience = match room {
         Some(room) => Audience::Room(room),

@@ -249,21 +249,23 @@ pub async fn update_room(
         .publish(
             crate::realtime::Audience::Room(view.id),
             None,
-            &RoomUpdated {
-                kind: "room.updated",
-                room: &view,
-            },
+            &RoomEvent::Updated { room: &view },
         )
         .await;
     Ok(view)
 }
 
-#[derive(serde::Serialize)]
-struct RoomUpdated<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    room: &'a RoomView,
+/// What a room's change publishes to its sessions (`crate::realtime::Event`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(tag = "type")]
+pub enum RoomEvent<'a> {
+    /// The room's name, topic, group or privacy changed.
+    #[serde(rename = "room.updated")]
+    #[schema(title = "RoomUpdatedEvent")]
+    Updated { room: &'a RoomView },
 }
+
+impl crate::realtime::Event for RoomEvent<'_> {}
 
 pub async fn delete_room(
     state: &AppState,

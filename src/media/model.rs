@@ -100,14 +100,20 @@ pub struct AttachmentView {
     pub created_at: DateTime<Utc>,
 }
 
-/// `attachment.updated`: processing of an upload in the room finished (ready or failed).
-#[derive(Debug, Serialize)]
-pub struct AttachmentUpdated<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub room_id: Uuid,
-    pub attachment: &'a AttachmentView,
+/// What media publishes to a room's sessions (`crate::realtime::Event`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum AttachmentEvent<'a> {
+    /// Processing of an upload in the room finished (ready or failed).
+    #[serde(rename = "attachment.updated")]
+    #[schema(title = "AttachmentUpdatedEvent")]
+    Updated {
+        room_id: Uuid,
+        attachment: &'a AttachmentView,
+    },
 }
+
+impl crate::realtime::Event for AttachmentEvent<'_> {}
 
 /// What a message stores of each attachment it carries (no URLs: they expire).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -119,4 +125,43 @@ pub struct MessageAttachment {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub blurhash: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire shape `attachment.updated` had as an ad-hoc struct: `type`, `room_id`, `attachment`.
+    #[test]
+    fn attachment_updated_keeps_its_wire_shape() {
+        let attachment = AttachmentView {
+            id: Uuid::nil(),
+            room_id: Uuid::nil(),
+            uploader_id: Uuid::nil(),
+            status: AttachmentStatus::Ready,
+            filename: "a.png".into(),
+            content_type: "image/png".into(),
+            size: 1,
+            width: None,
+            height: None,
+            blurhash: None,
+            failure_reason: None,
+            url: None,
+            urls_expire_at: None,
+            variants: Vec::new(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let event = AttachmentEvent::Updated {
+            room_id: Uuid::nil(),
+            attachment: &attachment,
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({
+                "type": "attachment.updated",
+                "room_id": Uuid::nil(),
+                "attachment": serde_json::to_value(&attachment).unwrap(),
+            })
+        );
+    }
 }

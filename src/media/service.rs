@@ -8,7 +8,7 @@ use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::model::{
-    AttachmentStatus, AttachmentUpdated, AttachmentView, CreateUpload, MessageAttachment,
+    AttachmentEvent, AttachmentStatus, AttachmentView, CreateUpload, MessageAttachment,
     UploadTarget, UploadTicket, VariantView,
 };
 use super::repo::{self, AttachmentRow, NewAttachment, Processed};
@@ -321,8 +321,7 @@ pub async fn publish(state: &AppState, row: AttachmentRow) {
     let room_id = row.room_id;
     match view(state, row, false).await {
         Ok(attachment) => {
-            let event = AttachmentUpdated {
-                kind: "attachment.updated",
+            let event = AttachmentEvent::Updated {
                 room_id,
                 attachment: &attachment,
             };

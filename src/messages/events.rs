@@ -31,25 +31,33 @@ pub struct MessageView {
     pub survey_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+/// What messaging publishes to a room's sessions (`crate::realtime::Event`).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum MessageEvent<'a> {
+    /// A message was committed (also how `resume` replays, in seq order).
     #[serde(rename = "message.created")]
+    #[schema(title = "MessageCreatedEvent")]
     Created {
         room_id: Uuid,
         message: &'a MessageView,
     },
+    /// A message was edited.
     #[serde(rename = "message.updated")]
+    #[schema(title = "MessageUpdatedEvent")]
     Updated {
         room_id: Uuid,
         message: &'a MessageView,
     },
+    /// A message was deleted (the tombstone: empty content, `deleted` true).
     #[serde(rename = "message.deleted")]
+    #[schema(title = "MessageDeletedEvent")]
     Deleted {
         room_id: Uuid,
         message: &'a MessageView,
     },
     #[serde(rename = "reaction.added")]
+    #[schema(title = "ReactionAddedEvent")]
     ReactionAdded {
         room_id: Uuid,
         message_id: Uuid,
@@ -57,16 +65,21 @@ pub enum MessageEvent<'a> {
         emoji: &'a str,
     },
     #[serde(rename = "reaction.removed")]
+    #[schema(title = "ReactionRemovedEvent")]
     ReactionRemoved {
         room_id: Uuid,
         message_id: Uuid,
         user_id: Uuid,
         emoji: &'a str,
     },
+    /// A user's read marker moved to `seq`.
     #[serde(rename = "receipt")]
+    #[schema(title = "ReceiptEvent")]
     Receipt {
         room_id: Uuid,
         user_id: Uuid,
         seq: i64,
     },
 }
+
+impl crate::realtime::Event for MessageEvent<'_> {}

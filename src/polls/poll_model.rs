@@ -112,12 +112,17 @@ pub struct PollView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "poll.updated")]
-pub(super) struct PollUpdated<'a> {
-    pub(super) room_id: Uuid,
-    pub(super) poll: &'a PollView,
+/// What polls publish to the room (`crate::realtime::Event`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum PollEvent<'a> {
+    /// A vote, a close or an edit: the poll as everybody may see it (tallies only when public).
+    #[serde(rename = "poll.updated")]
+    #[schema(title = "PollUpdatedEvent")]
+    Updated { room_id: Uuid, poll: &'a PollView },
 }
+
+impl crate::realtime::Event for PollEvent<'_> {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Voter {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::Subject;
 use super::lifecycle::{self, Kind};
-use super::poll_model::PollUpdated;
+use super::poll_model::PollEvent;
 pub use super::poll_model::{
     CreatePoll, PollOptionView, PollView, ResultsVisibility, Voter, VoterPage,
 };
@@ -396,7 +396,7 @@ pub async fn publish_update(state: &AppState, poll_id: Uuid) -> Result<(), AppEr
     let room = row.room_id;
     let options = poll_repo::options(&state.db, poll_id).await?;
     let poll = view(row, options, None);
-    let event = PollUpdated {
+    let event = PollEvent::Updated {
         room_id: room,
         poll: &poll,
     };

@@ -175,12 +175,20 @@ pub struct SurveyView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename = "survey.updated")]
-pub(super) struct SurveyUpdated<'a> {
-    pub(super) room_id: Uuid,
-    pub(super) survey: &'a SurveyView,
+/// What surveys publish to the room (`crate::realtime::Event`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum SurveyEvent<'a> {
+    /// A response or a close: the survey as everybody may see it.
+    #[serde(rename = "survey.updated")]
+    #[schema(title = "SurveyUpdatedEvent")]
+    Updated {
+        room_id: Uuid,
+        survey: &'a SurveyView,
+    },
 }
+
+impl crate::realtime::Event for SurveyEvent<'_> {}
 
 /// One answer: the field that matches the question's kind, and only that one.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -12,7 +12,7 @@ use super::Subject;
 use super::lifecycle::{self, Kind};
 use super::survey_check::{check_answers, validate};
 use super::survey_csv::render_csv;
-use super::survey_model::SurveyUpdated;
+use super::survey_model::SurveyEvent;
 pub use super::survey_model::{
     CreateSurvey, QuestionKind, SurveyAnswer, SurveyAnswerInput, SurveyOptionCount,
     SurveyOptionView, SurveyQuestionInput, SurveyQuestionResults, SurveyQuestionView,
@@ -399,7 +399,7 @@ pub async fn publish_update(state: &AppState, survey_id: Uuid) -> Result<(), App
     let room = row.room_id;
     let form = form(&state.db, survey_id).await?;
     let survey = view(row, &form, None);
-    let event = SurveyUpdated {
+    let event = SurveyEvent::Updated {
         room_id: room,
         survey: &survey,
     };

@@ -18,12 +18,16 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use bus::{Audience, Bus, Envelope};
-pub use frames::SendFrame;
+pub use bus::{Audience, Bus, Envelope, Event};
+pub use frames::{ClientFrame, SendFrame, ServerFrame};
 pub use gateway::Gateway;
 pub use hooks::{Hooks, PolicyEpoch, RoomAccess};
-pub use presence::Presence;
+pub use presence::{Presence, PresenceEvent, PresenceStatus};
 pub use session::Deps;
+
+/// `typing` goes over the bus (frames.rs is also compiled alone into the fuzz checks, so the
+/// impl lives here).
+impl Event for ServerFrame<'_> {}
 
 use crate::error::{AppError, Problem};
 use crate::identity::{AuthUser, TokenService};

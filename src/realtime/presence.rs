@@ -11,9 +11,10 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::bus::{Audience, Bus, now_ms};
+use super::bus::{Audience, Bus, Event, now_ms};
 use super::hooks::Hooks;
 
 /// Adds the node's entry; returns how many live entries the user had before.
@@ -51,12 +52,26 @@ end
 return offline
 ";
 
-#[derive(Serialize)]
-struct PresenceEvent {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    user_id: Uuid,
-    status: &'static str,
+/// What presence publishes to a user's communities (`Event`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum PresenceEvent {
+    /// The user's first session opened (on any node), or the last one closed or expired.
+    #[serde(rename = "presence")]
+    #[schema(title = "PresenceEvent")]
+    Changed {
+        user_id: Uuid,
+        status: PresenceStatus,
+    },
+}
+
+impl Event for PresenceEvent {}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
 }
 
 pub struct Presence {
@@ -206,10 +221,13 @@ impl Presence {
         if communities.is_empty() {
             return;
         }
-        let event = PresenceEvent {
-            kind: "presence",
+        let event = PresenceEvent::Changed {
             user_id: user,
-            status: if online { "online" } else { "offline" },
+            status: if online {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            },
         };
         bus.publish(Audience::Communities(communities), None, &event)
             .await;

@@ -279,10 +279,10 @@ async fn handle_frame(
             let client_msg_id = send.client_msg_id.clone();
             sends.spawn(async move {
                 let frame = match hooks.send(user, send).await {
-                    Ok(message) => {
-                        let ack = serde_json::json!({"type": "ack", "client_msg_id": client_msg_id, "message": message});
-                        Utf8Bytes::from(ack.to_string())
-                    }
+                    Ok(message) => text(&ServerFrame::Ack {
+                        client_msg_id: &client_msg_id,
+                        message: &message,
+                    }),
                     Err(err) => app_error_frame(&err, Some(&client_msg_id)),
                 };
                 let _ = tx.send(Out::Frame(frame)).await;

@@ -1,4 +1,4 @@
-//! The binary itself: configuration errors, migrations, `openapi`, SIGTERM.
+//! The binary itself: configuration errors, migrations, `openapi`, `asyncapi`, SIGTERM.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -102,6 +102,21 @@ fn config_file_is_layered_under_the_environment() {
     std::fs::write(&file, "no_such_setting = 1\n").unwrap();
     let output = guildhall(&[], &["--config", path, "serve"]);
     assert!(stderr_lines(&output)[0].contains("GUILDHALL_NO_SUCH_SETTING"));
+}
+
+#[test]
+fn asyncapi_subcommand_prints_the_committed_document() {
+    let output = guildhall(&[], &["asyncapi"]);
+    assert!(output.status.success());
+    let committed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/openapi/asyncapi.yaml"
+    ))
+    .unwrap();
+    assert!(
+        output.stdout == committed,
+        "openapi/asyncapi.yaml is stale: run `guildhall asyncapi > openapi/asyncapi.yaml`"
+    );
 }
 
 #[test]

@@ -88,6 +88,16 @@ async fn served_openapi_matches_the_committed_file() {
     assert!(served["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+#[tokio::test]
+async fn served_asyncapi_matches_the_committed_file() {
+    let app = spawn_app().await;
+    let response = app.get("/asyncapi.yaml", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let committed = include_str!("../../openapi/asyncapi.yaml");
+    assert!(response.text().await.unwrap() == committed);
+}
+
 #[test]
 fn committed_openapi_is_not_stale() {
     let generated = guildhall::openapi::spec_json();
