@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latency by route and status, DB pool gauges.
+//! Prometheus metrics: request counts and latency by route and status, DB pool gauges,
+//! messaging (persist, fan-out, slow consumers) and the Redis bus.
 
 use std::time::Instant;
 
@@ -45,6 +46,10 @@ pub struct Metrics {
     /// Commit to socket write of `message.created`, per recipient.
     pub broadcast_lag_seconds: Histogram,
     pub bus_publish_seconds: Histogram,
+    /// Events for other nodes dropped because the Redis publish queue was full.
+    pub bus_dropped_events: Counter,
+    /// Redis publishing round trips that failed or timed out (Redis degraded).
+    pub bus_publish_failures: Counter,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -86,6 +91,18 @@ impl Metrics {
             "bus_publish_seconds",
             "One Redis round trip publishing queued events",
             bus_publish_seconds.clone(),
+        );
+        let bus_dropped_events = Counter::default();
+        registry.register(
+            "bus_dropped_events",
+            "Events for other nodes dropped because the Redis publish queue was full",
+            bus_dropped_events.clone(),
+        );
+        let bus_publish_failures = Counter::default();
+        registry.register(
+            "bus_publish_failures",
+            "Redis publishing round trips that failed or timed out",
+            bus_publish_failures.clone(),
         );
         registry.register(
             "messages_persisted",
@@ -129,6 +146,8 @@ impl Metrics {
             slow_consumer_disconnects,
             broadcast_lag_seconds,
             bus_publish_seconds,
+            bus_dropped_events,
+            bus_publish_failures,
         }
     }
 
