@@ -30,8 +30,10 @@ pub struct Revoked {
 }
 
 /// Revokes every refresh token of `user` and refuses its access tokens issued until now.
-/// The cutoff is the next whole second (`iat` has second precision): a login within the same
-/// second as the revocation gets tokens that work from that next second on.
+/// The cutoff is the next whole second (`iat` has second precision); a node that already heard
+/// of it issues tokens in that second with `iat` = the cutoff, so a new login right away works.
+/// (A login on a node the notice has not reached yet, a few ms, gets a refused token; its
+/// refresh token is good, and refreshing gives an accepted one.)
 pub async fn revoke_sessions(db: &DatabaseConnection, user: Uuid) -> Result<Revoked, AppError> {
     let not_before =
         DateTime::<Utc>::from_timestamp(Utc::now().timestamp() + 1, 0).expect("a valid timestamp");

@@ -114,9 +114,17 @@ impl TokenService {
     /// Signs an access token for `user_id` in session `session_id`.
     pub fn issue_access(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
+        // A login in the second its user's sessions were revoked (the cutoff is the next whole
+        // second) must not be refused: its token counts as issued at the cutoff.
+        let cutoff = self
+            .cutoffs
+            .read()
+            .expect("cutoffs lock")
+            .get(&user_id)
+            .copied();
         let claims = Claims {
             sub: user_id,
-            iat: now,
+            iat: cutoff.map_or(now, |at| at.max(now)),
             nbf: Some(now),
             exp: now + self.access_ttl.as_secs(),
             iss: self.issuer.clone(),
@@ -285,6 +293,8 @@ mod tests {
         tokens.set_cutoff(user, jsonwebtoken::get_current_timestamp() + 1);
         assert!(matches!(tokens.verify(&token), Err(TokenError::Revoked)));
         assert!(tokens.verify(&others).is_ok());
+        let after = tokens.issue_access(user, Uuid::now_v7()).unwrap();
+        assert!(tokens.verify(&after).is_ok(), "issued after the cutoff");
         tokens.clear_cutoffs();
         assert!(tokens.verify(&token).is_ok());
     }
