@@ -38,6 +38,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pub db_pool: Family<PoolLabels, Gauge>,
+    /// `GUILDHALL_DATABASE_MAX_CONNECTIONS`, so dashboards can show saturation.
+    pub db_pool_max: Gauge,
     pub messages_persisted: Counter,
     pub persist_batch_size: Histogram,
     pub persist_seconds: Histogram,
@@ -78,6 +80,12 @@ impl Metrics {
             "db_pool_connections",
             "Postgres pool connections by state",
             db_pool.clone(),
+        );
+        let db_pool_max = Gauge::default();
+        registry.register(
+            "db_pool_max_connections",
+            "Largest size the Postgres pool may grow to",
+            db_pool_max.clone(),
         );
         let messages_persisted = Counter::default();
         let persist_batch_size =
@@ -139,6 +147,7 @@ impl Metrics {
             requests,
             latency,
             db_pool,
+            db_pool_max,
             messages_persisted,
             persist_batch_size,
             persist_seconds,
