@@ -240,7 +240,7 @@ fn parse_alerts(yaml: &str) -> Vec<AlertRule> {
                     !matches!(value.trim(), "|" | ">" | "|-" | ">-"),
                     "one-line exprs only"
                 );
-                rule.expr = value.trim().to_owned();
+                value.trim().clone_into(&mut rule.expr);
             }
             "for" => rule.duration = unquote(value),
             "severity" => rule.severity = unquote(value),
