@@ -263,7 +263,7 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
                 })
                 .on_response(|response: &Response, latency: Duration, _span: &tracing::Span| {
-                    let latency_ms = latency.as_secs_f64() * 1000.0;
+                    let latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
                     tracing::info!(target: "guildhall::access", status = response.status().as_u16(), latency_ms, "request finished");
                 }),
         )
