@@ -64,6 +64,19 @@ impl App {
         let router = router(state.clone());
         let feed = state.permissions.feed().clone();
         tasks.spawn(feed.listen(state.permissions.clone(), shutdown.clone()));
+        // Operator-revoked sessions: refused tokens from the start, and live sockets closed.
+        crate::identity::revocation::load(&state.db, &state.tokens).await?;
+        let gateway = state.gateway.clone();
+        let close_sessions = Arc::new(move |user: uuid::Uuid| {
+            let closed = gateway.close_user(user, "sessions revoked");
+            tracing::info!(user_id = %user, closed, "websocket sessions of a revoked user closed");
+        });
+        tasks.spawn(crate::identity::revocation::listen(
+            state.db.clone(),
+            state.tokens.clone(),
+            close_sessions,
+            shutdown.clone(),
+        ));
         Ok(Self {
             listener,
             router,
@@ -140,7 +153,11 @@ async fn build_state(
     let events_channel = format!("{}events", config.redis_prefix);
     let bus = Bus::new(
         redis.clone().map(|r| (r, events_channel.clone())),
-        metrics.bus_publish_seconds.clone(),
+        crate::realtime::BusMetrics {
+            publish_seconds: metrics.bus_publish_seconds.clone(),
+            dropped: metrics.bus_dropped_events.clone(),
+            publish_failures: metrics.bus_publish_failures.clone(),
+        },
     );
     if let Some(url) = &config.redis_url {
         let client = redis::Client::open(url.expose().as_str())?;
@@ -246,12 +263,40 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
-            let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<Body>| {
+                    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
+                })
+                .on_response(|response: &Response, latency: Duration, _span: &tracing::Span| {
+                    let latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
+                    tracing::info!(target: "guildhall::access", status = response.status().as_u16(), latency_ms, "request finished");
+                }),
+        )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_malformed_request_id))
         .with_state(state)
+}
+
+/// The longest `x-request-id` taken from a client (or a proxy in front).
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// An incoming `x-request-id` is kept when it is 1-128 characters of `A-Z a-z 0-9 - _ . :`;
+/// anything else is dropped, so a fresh UUID replaces it and logs never carry client junk.
+async fn drop_malformed_request_id(mut request: Request<Body>) -> Request<Body> {
+    let well_formed = request.headers().get("x-request-id").is_none_or(|v| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_LEN
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    });
+    if !well_formed {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

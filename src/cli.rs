@@ -1,4 +1,4 @@
-//! Command line: `serve`, `migrate up|down|status`, `openapi`, `asyncapi`, `demo-seed`.
+//! Command line: `serve`, `migrate up|down|status`, `openapi`, `asyncapi`, `demo-seed`, `admin ...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::{App, asyncapi, db, demo, openapi, telemetry};
+use crate::{App, admin, asyncapi, db, demo, openapi, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "guildhall", version, about = "Community platform backend")]
@@ -33,6 +33,11 @@ enum Command {
     Asyncapi,
     /// Create demo users and data, printing their credentials; safe to run again.
     DemoSeed,
+    /// Operator tasks: create users, make owners, revoke sessions, export a community.
+    Admin {
+        #[command(subcommand)]
+        action: admin::AdminCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +88,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => App::build(config).await?.run_until_stopped().await,
         Command::Migrate { action } => migrate(action, &config).await,
         Command::DemoSeed => demo::seed(config).await,
+        Command::Admin { action } => admin::run(action, config).await,
         Command::Openapi | Command::Asyncapi => {
             unreachable!("handled before configuration is read")
         }

@@ -3,6 +3,7 @@
 //! Kernel: `config`, `error`, `extract`, `state`, `telemetry`, `ratelimit`, `db`, `serve`, `app`.
 //! Features (vertical slices): `identity`, `ops`. See ARCHITECTURE.md for the rules.
 
+pub mod admin;
 pub mod app;
 pub mod asyncapi;
 pub mod bodies;

@@ -13,6 +13,7 @@ mod m20261202_000006_polls;
 mod m20261202_000007_calendar;
 mod m20261202_000008_media;
 mod m20261203_000009_batch_seq;
+mod m20261204_000010_token_cutoffs;
 
 /// `MigrationTrait` for a migration that is two SQL scripts, `up` and `down`.
 #[macro_export]
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_calendar::Migration),
             Box::new(m20261202_000008_media::Migration),
             Box::new(m20261203_000009_batch_seq::Migration),
+            Box::new(m20261204_000010_token_cutoffs::Migration),
         ]
     }
 }

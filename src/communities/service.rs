@@ -174,7 +174,21 @@ pub async fn join(
     load(state, id).await.map(CommunityView::from)
 }
 
-async fn add_member(state: &AppState, community: Uuid, user: Uuid) -> Result<(), AppError> {
+/// The operator's way in (`guildhall admin make-owner`): makes `user` a member whatever the
+/// visibility, as joining does (banned users are refused). True when they were not a member.
+pub async fn admit(state: &AppState, community: Uuid, user: Uuid) -> Result<bool, AppError> {
+    load(state, community).await?;
+    add_member(state, community, user).await
+}
+
+/// The community, if it exists (operators name communities by id, unchecked).
+pub async fn find(state: &AppState, id: Uuid) -> Result<Option<CommunityView>, AppError> {
+    Ok(repo::community(&state.db, id)
+        .await?
+        .map(CommunityView::from))
+}
+
+async fn add_member(state: &AppState, community: Uuid, user: Uuid) -> Result<bool, AppError> {
     let txn = state.permissions.begin_as(user).await?;
     if repo::is_banned(&txn, community, user).await? {
         return Err(AppError::Forbidden(
@@ -186,8 +200,9 @@ async fn add_member(state: &AppState, community: Uuid, user: Uuid) -> Result<(),
         txn.commit().await?;
         state.permissions.committed(community, version).await;
         member_event(state, community, None, user, true).await;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 pub async fn create_invite(

@@ -28,6 +28,7 @@ impl AuthUser {
                     TokenError::Expired => "access token expired",
                     TokenError::NotYetValid => "access token not valid yet",
                     TokenError::Invalid => "access token invalid",
+                    TokenError::Revoked => "access token revoked",
                 }
                 .to_owned(),
             )

@@ -6,6 +6,7 @@ mod extractor;
 pub(crate) mod handlers;
 mod password;
 mod repo;
+pub mod revocation;
 pub mod service;
 mod tokens;
 

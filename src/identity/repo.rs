@@ -5,7 +5,7 @@ use entity::{refresh_tokens, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QuerySelect,
+    FromQueryResult, QueryFilter, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -121,4 +121,51 @@ pub async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> Result
         .exec(db)
         .await
         .map(|_| ())
+}
+
+/// Revokes every live refresh token of the user; returns how many.
+pub async fn revoke_user(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, DbErr> {
+    refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
+}
+
+fn stmt(sql: &str, values: impl IntoIterator<Item = sea_orm::Value>) -> sea_orm::Statement {
+    sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
+}
+
+/// Access tokens of the user issued before `not_before` are refused; its trigger notifies
+/// every node (`guildhall_sessions`).
+pub async fn set_token_cutoff(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    not_before: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let sql = "INSERT INTO user_token_cutoffs (user_id, not_before) VALUES ($1, $2) \
+               ON CONFLICT (user_id) DO UPDATE SET not_before = GREATEST(user_token_cutoffs.not_before, EXCLUDED.not_before)";
+    db.execute_raw(stmt(sql, [user_id.into(), not_before.into()]))
+        .await
+        .map(|_| ())
+}
+
+#[derive(Debug, FromQueryResult)]
+pub struct CutoffRow {
+    pub user_id: Uuid,
+    pub not_before: i64,
+}
+
+/// Cutoffs newer than `since` (older ones refuse only expired tokens).
+pub async fn token_cutoffs_since(
+    db: &impl ConnectionTrait,
+    since: DateTime<Utc>,
+) -> Result<Vec<CutoffRow>, DbErr> {
+    let sql = "SELECT user_id, floor(extract(epoch FROM not_before))::bigint AS not_before \
+               FROM user_token_cutoffs WHERE not_before >= $1";
+    CutoffRow::find_by_statement(stmt(sql, [since.into()]))
+        .all(db)
+        .await
 }

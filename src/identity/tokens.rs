@@ -1,6 +1,8 @@
 //! Access tokens (HS256 JWT, algorithm pinned, every spec claim required) and opaque refresh
 //! tokens (random, only their SHA-256 is stored).
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -41,6 +43,10 @@ pub struct TokenService {
     audience: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Per user: access tokens issued (`iat`) before this unix second are refused (sessions
+    /// revoked by an operator). Only cutoffs younger than the access TTL matter; older ones
+    /// are pruned, since every token they would refuse has expired anyway.
+    cutoffs: RwLock<HashMap<Uuid, u64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +57,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("access token invalid")]
     Invalid,
+    #[error("access token revoked")]
+    Revoked,
 }
 
 impl TokenService {
@@ -82,15 +90,41 @@ impl TokenService {
             audience: config.audience.clone(),
             access_ttl: config.access_ttl,
             refresh_ttl: config.refresh_ttl,
+            cutoffs: RwLock::default(),
         }
+    }
+
+    /// Refuses `user`'s access tokens issued before `not_before` (unix seconds) from now on.
+    pub fn set_cutoff(&self, user: Uuid, not_before: u64) {
+        let oldest_useful = jsonwebtoken::get_current_timestamp()
+            .saturating_sub(self.access_ttl.as_secs() + LEEWAY_S);
+        let mut cutoffs = self.cutoffs.write().expect("cutoffs lock");
+        cutoffs.retain(|_, at| *at >= oldest_useful);
+        if not_before >= oldest_useful {
+            let at = cutoffs.entry(user).or_default();
+            *at = (*at).max(not_before);
+        }
+    }
+
+    /// Forgets every cutoff (before reloading them all).
+    pub fn clear_cutoffs(&self) {
+        self.cutoffs.write().expect("cutoffs lock").clear();
     }
 
     /// Signs an access token for `user_id` in session `session_id`.
     pub fn issue_access(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
+        // A login in the second its user's sessions were revoked (the cutoff is the next whole
+        // second) must not be refused: its token counts as issued at the cutoff.
+        let cutoff = self
+            .cutoffs
+            .read()
+            .expect("cutoffs lock")
+            .get(&user_id)
+            .copied();
         let claims = Claims {
             sub: user_id,
-            iat: now,
+            iat: cutoff.map_or(now, |at| at.max(now)),
             nbf: Some(now),
             exp: now + self.access_ttl.as_secs(),
             iss: self.issuer.clone(),
@@ -132,7 +166,17 @@ impl TokenService {
                 break;
             }
         }
-        outcome
+        let claims = outcome?;
+        let cutoff = self
+            .cutoffs
+            .read()
+            .expect("cutoffs lock")
+            .get(&claims.sub)
+            .copied();
+        match cutoff {
+            Some(not_before) if claims.iat < not_before => Err(TokenError::Revoked),
+            _ => Ok(claims),
+        }
     }
 }
 
@@ -238,6 +282,21 @@ mod tests {
         // Once the earlier secret is dropped, its tokens are refused.
         let later = rotated(NEW, Some("k2"), &[]);
         assert!(matches!(later.verify(&old_token), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn a_cutoff_refuses_earlier_tokens_of_that_user_only() {
+        let tokens = service(OLD);
+        let (user, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let token = tokens.issue_access(user, Uuid::now_v7()).unwrap();
+        let others = tokens.issue_access(other, Uuid::now_v7()).unwrap();
+        tokens.set_cutoff(user, jsonwebtoken::get_current_timestamp() + 1);
+        assert!(matches!(tokens.verify(&token), Err(TokenError::Revoked)));
+        assert!(tokens.verify(&others).is_ok());
+        let after = tokens.issue_access(user, Uuid::now_v7()).unwrap();
+        assert!(tokens.verify(&after).is_ok(), "issued after the cutoff");
+        tokens.clear_cutoffs();
+        assert!(tokens.verify(&token).is_ok());
     }
 
     #[test]

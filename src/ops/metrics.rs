@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latency by route and status, DB pool gauges.
+//! Prometheus metrics: request counts and latency by route and status, DB pool gauges,
+//! messaging (persist, fan-out, slow consumers) and the Redis bus.
 
 use std::time::Instant;
 
@@ -37,6 +38,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pub db_pool: Family<PoolLabels, Gauge>,
+    /// `GUILDHALL_DATABASE_MAX_CONNECTIONS`, so dashboards can show saturation.
+    pub db_pool_max: Gauge,
     pub messages_persisted: Counter,
     pub persist_batch_size: Histogram,
     pub persist_seconds: Histogram,
@@ -45,6 +48,10 @@ pub struct Metrics {
     /// Commit to socket write of `message.created`, per recipient.
     pub broadcast_lag_seconds: Histogram,
     pub bus_publish_seconds: Histogram,
+    /// Events for other nodes dropped because the Redis publish queue was full.
+    pub bus_dropped_events: Counter,
+    /// Redis publishing round trips that failed or timed out (Redis degraded).
+    pub bus_publish_failures: Counter,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -74,6 +81,12 @@ impl Metrics {
             "Postgres pool connections by state",
             db_pool.clone(),
         );
+        let db_pool_max = Gauge::default();
+        registry.register(
+            "db_pool_max_connections",
+            "Largest size the Postgres pool may grow to",
+            db_pool_max.clone(),
+        );
         let messages_persisted = Counter::default();
         let persist_batch_size =
             Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]);
@@ -86,6 +99,18 @@ impl Metrics {
             "bus_publish_seconds",
             "One Redis round trip publishing queued events",
             bus_publish_seconds.clone(),
+        );
+        let bus_dropped_events = Counter::default();
+        registry.register(
+            "bus_dropped_events",
+            "Events for other nodes dropped because the Redis publish queue was full",
+            bus_dropped_events.clone(),
+        );
+        let bus_publish_failures = Counter::default();
+        registry.register(
+            "bus_publish_failures",
+            "Redis publishing round trips that failed or timed out",
+            bus_publish_failures.clone(),
         );
         registry.register(
             "messages_persisted",
@@ -122,6 +147,7 @@ impl Metrics {
             requests,
             latency,
             db_pool,
+            db_pool_max,
             messages_persisted,
             persist_batch_size,
             persist_seconds,
@@ -129,6 +155,8 @@ impl Metrics {
             slow_consumer_disconnects,
             broadcast_lag_seconds,
             bus_publish_seconds,
+            bus_dropped_events,
+            bus_publish_failures,
         }
     }
 

@@ -120,6 +120,10 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         .db_pool
         .get_or_create(&metrics::PoolLabels { state: "in_use" })
         .set(size - idle);
+    state
+        .metrics
+        .db_pool_max
+        .set(i64::from(state.config.database_max_connections));
     let mut response = (StatusCode::OK, state.metrics.render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

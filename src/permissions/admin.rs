@@ -76,7 +76,7 @@ pub async fn setup_community(
         community,
         owner,
         owner_role,
-        owner,
+        Some(owner),
     )
     .await?;
     Ok(())
@@ -202,7 +202,7 @@ impl Permissions {
             scope.id,
             user,
             role.id,
-            auth.user(),
+            Some(auth.user()),
         )
         .await?;
         self.finish(txn, community).await?;
@@ -225,6 +225,47 @@ impl Permissions {
         }
         self.finish(txn, community).await?;
         Ok(())
+    }
+
+    /// The operator's ownership grant (`guildhall admin make-owner`), for when no owner can act
+    /// (left, lost their account). Nobody acts through the API, so the audit row's actor and
+    /// `granted_by` are NULL; otherwise it is `grant` of the owner role: at community scope, to
+    /// a member, lines recompiled, version bumped and announced to every node. False when the
+    /// user already was an owner.
+    pub async fn grant_owner_as_operator(
+        &self,
+        community: Uuid,
+        user: Uuid,
+    ) -> Result<bool, AppError> {
+        let owner_role = repo::roles(self.db(), community)
+            .await?
+            .into_iter()
+            .find(|r| r.builtin.as_deref() == Some(Builtin::Owner.name()))
+            .ok_or(AppError::NotFound)?;
+        if !repo::is_member(self.db(), community, user).await? {
+            return Err(AppError::field("user_id", "not a member of this community"));
+        }
+        if self
+            .index(community)
+            .await?
+            .index()
+            .is_owner(user, community)
+        {
+            return Ok(false);
+        }
+        let txn = self.db().begin().await?;
+        repo::insert_grant(
+            &txn,
+            community,
+            ScopeKind::Community.as_str(),
+            community,
+            user,
+            owner_role.id,
+            None,
+        )
+        .await?;
+        self.finish(txn, community).await?;
+        Ok(true)
     }
 
     /// Rules shared by grant and revoke: the role is of this community and not `member`

@@ -131,7 +131,7 @@ pub async fn insert_grant(
     scope: Uuid,
     user: Uuid,
     role: Uuid,
-    by: Uuid,
+    by: Option<Uuid>,
 ) -> Result<(), DbErr> {
     let sql = "INSERT INTO role_grants (id, community_id, scope_kind, scope_id, user_id, role_id, granted_by) \
                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope_id, user_id, role_id) DO NOTHING";

@@ -3,10 +3,11 @@
 //! once, at publish; every recipient shares the same `Arc<str>`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -61,27 +62,35 @@ pub struct Bus {
     local: broadcast::Sender<Arc<Envelope>>,
     /// Envelopes for the other nodes, in publish order, to the Redis publisher task.
     remote: Option<mpsc::Sender<String>>,
+    /// Envelopes dropped because the Redis queue was full (`guildhall_bus_dropped_events_total`).
+    dropped: Counter,
+}
+
+/// What the bus reports to `/metrics`.
+#[derive(Clone)]
+pub struct BusMetrics {
+    /// One Redis round trip publishing queued events.
+    pub publish_seconds: Histogram,
     /// Envelopes dropped because the Redis queue was full.
-    dropped: Arc<AtomicU64>,
+    pub dropped: Counter,
+    /// Publishing round trips that failed or timed out (their events did not reach Redis).
+    pub publish_failures: Counter,
 }
 
 impl Bus {
     /// With Redis, spawns the task that publishes to it (so call this inside the runtime).
-    pub fn new(
-        redis: Option<(ConnectionManager, String)>,
-        publish_seconds: prometheus_client::metrics::histogram::Histogram,
-    ) -> Self {
+    pub fn new(redis: Option<(ConnectionManager, String)>, metrics: BusMetrics) -> Self {
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
         let remote = redis.map(|(conn, channel)| {
             let (tx, rx) = mpsc::channel(REMOTE_CAPACITY);
-            tokio::spawn(publish_to_redis(rx, conn, channel, publish_seconds));
+            tokio::spawn(publish_to_redis(rx, conn, channel, metrics.clone()));
             tx
         });
         Self {
             node_id: Uuid::now_v7(),
             local,
             remote,
-            dropped: Arc::default(),
+            dropped: metrics.dropped,
         }
     }
 
@@ -125,7 +134,7 @@ impl Bus {
         {
             // Redis is stalled this far behind: other nodes' sessions fill the gap by seq
             // on their next message or resume. The publisher never waits on Redis.
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            let dropped = self.dropped.inc();
             if dropped.is_multiple_of(10_000) {
                 tracing::warn!(
                     dropped = dropped + 1,
@@ -190,7 +199,7 @@ async fn publish_to_redis(
     mut queue: mpsc::Receiver<String>,
     mut conn: ConnectionManager,
     channel: String,
-    publish_seconds: prometheus_client::metrics::histogram::Histogram,
+    metrics: BusMetrics,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
@@ -202,11 +211,19 @@ async fn publish_to_redis(
         // The connection manager's own response timeout does not cover every path (a round
         // trip caught in its reconnect to a frozen Redis waited forever), so bound it here too.
         let sent = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
-        publish_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
         match sent {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "events not published to redis"),
-            Err(_) => tracing::warn!("events not published to redis: timed out"),
+            Ok(Err(err)) => {
+                metrics.publish_failures.inc();
+                tracing::warn!(error = %err, "events not published to redis");
+            }
+            Err(_) => {
+                metrics.publish_failures.inc();
+                tracing::warn!("events not published to redis: timed out");
+            }
         }
     }
 }

@@ -159,6 +159,30 @@ impl Gateway {
         self.metrics.ws_connections.dec();
     }
 
+    /// Ends every session of `user` on this node (its sessions were revoked): each is told
+    /// `unauthorized` and closed with 1008; one whose outbox is full is cut off at once.
+    pub fn close_user(&self, user: Uuid, reason: &'static str) -> usize {
+        let sessions: Vec<Arc<SessionHandle>> = self
+            .users
+            .read()
+            .expect("users lock")
+            .get(&user)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        let notice = Utf8Bytes::from(
+            serde_json::json!({"type": "error", "code": "unauthorized", "message": reason})
+                .to_string(),
+        );
+        for session in &sessions {
+            let told = session.outbox.try_send(Out::Frame(notice.clone())).is_ok()
+                && session.outbox.try_send(Out::Close(1008, reason)).is_ok();
+            if !told {
+                session.kill.cancel();
+            }
+        }
+        sessions.len()
+    }
+
     pub fn sessions_of(&self, user: Uuid) -> usize {
         self.users
             .read()

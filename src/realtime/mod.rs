@@ -18,7 +18,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use bus::{Audience, Bus, Envelope, Event};
+pub use bus::{Audience, Bus, BusMetrics, Envelope, Event};
 pub use frames::{ClientFrame, SendFrame, ServerFrame};
 pub use gateway::Gateway;
 pub use hooks::{Hooks, PolicyEpoch, RoomAccess};
@@ -78,9 +78,15 @@ pub async fn connect(
     let expires_at = Instant::now() + Duration::from_secs(auth.expires_at.saturating_sub(now));
     let max = deps.config.ws_max_frame_bytes;
     let tasks = deps.gateway.tasks.clone();
+    // The id `ready` announces; every log line of the session carries it and the user id.
+    let session_id = uuid::Uuid::now_v7();
+    let span = tracing::info_span!("ws_session", %session_id, user_id = %auth.user_id);
     Ok(configure_upgrade(upgrade, max)
         .on_upgrade(move |socket| {
-            tasks.track_future(session::run(socket, auth.user_id, expires_at, deps))
+            tasks.track_future(tracing::Instrument::instrument(
+                session::run(socket, (auth.user_id, session_id), expires_at, deps),
+                span,
+            ))
         })
         .into_response())
 }

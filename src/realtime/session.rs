@@ -10,6 +10,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::bus::{Audience, Bus};
@@ -70,7 +71,14 @@ fn app_error_frame(err: &AppError, reference: Option<&str>) -> Utf8Bytes {
     })
 }
 
-pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps) {
+/// Runs inside the `ws_session` span (session_id, user_id) the caller opens, so every log line
+/// of the session names it.
+pub async fn run(
+    socket: WebSocket,
+    (user, session_id): (Uuid, Uuid),
+    expires_at: Instant,
+    deps: Deps,
+) {
     let (sink, stream) = socket.split();
     let (tx, rx) = mpsc::channel(deps.config.ws_outbox);
     let handle = deps.gateway.register(user, tx.clone());
@@ -79,14 +87,17 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
     // The writer drains the outbox from the start, so events of busy rooms that arrive while the
     // session is still subscribing cannot fill it; it sends `ready` first, then them.
     let (ready_tx, ready_rx) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        ready_rx,
-        handle.clone(),
-        deps.clone(),
-        (expires_at, epoch_seen),
-    ));
+    let mut writer = tokio::spawn(
+        write_loop(
+            sink,
+            rx,
+            ready_rx,
+            handle.clone(),
+            deps.clone(),
+            (expires_at, epoch_seen),
+        )
+        .in_current_span(),
+    );
     // Communities are followed before `ready` too: a presence change announced after `ready`
     // must reach this session.
     let (rooms, communities) = tokio::join!(
@@ -99,7 +110,7 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
     let ready = rooms.ok().map(|rooms| {
         text(&ServerFrame::Ready {
             user_id: user,
-            session_id: Uuid::now_v7(),
+            session_id,
             heartbeat_interval_ms: u64::try_from(deps.config.heartbeat.as_millis())
                 .unwrap_or(10_000),
             room_ids: &rooms,
@@ -108,15 +119,19 @@ pub async fn run(socket: WebSocket, user: Uuid, expires_at: Instant, deps: Deps)
     let started = ready.is_some();
     let _ = ready_tx.send(ready);
     if !started {
+        tracing::warn!("websocket session could not start");
         let _ = writer.await;
         deps.gateway.unregister(&handle);
         return;
     }
+    tracing::info!("websocket session started");
     if deps.presence.connected(user).await {
         Presence::announce(&deps.bus, deps.hooks.as_ref(), user, true).await;
     }
     let mut stream = stream;
     let (code, reason) = read_loop(&mut stream, tx.clone(), handle.clone(), deps.clone()).await;
+    let slow = handle.slow.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(code, reason, slow, "websocket session ending");
     // Let the writer say goodbye with the right close code; a stuck one is cut off.
     if tx.try_send(Out::Close(code, reason)).is_err()
         || tokio::time::timeout(CLOSE_GRACE, &mut writer)
@@ -277,16 +292,19 @@ async fn handle_frame(
         ClientFrame::Send(send) => {
             let (hooks, tx, user) = (deps.hooks.clone(), tx.clone(), handle.user);
             let client_msg_id = send.client_msg_id.clone();
-            sends.spawn(async move {
-                let frame = match hooks.send(user, send).await {
-                    Ok(message) => text(&ServerFrame::Ack {
-                        client_msg_id: &client_msg_id,
-                        message: &message,
-                    }),
-                    Err(err) => app_error_frame(&err, Some(&client_msg_id)),
-                };
-                let _ = tx.send(Out::Frame(frame)).await;
-            });
+            sends.spawn(
+                async move {
+                    let frame = match hooks.send(user, send).await {
+                        Ok(message) => text(&ServerFrame::Ack {
+                            client_msg_id: &client_msg_id,
+                            message: &message,
+                        }),
+                        Err(err) => app_error_frame(&err, Some(&client_msg_id)),
+                    };
+                    let _ = tx.send(Out::Frame(frame)).await;
+                }
+                .in_current_span(),
+            );
         }
         ClientFrame::Typing { room_id } => {
             let recent = typing

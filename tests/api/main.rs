@@ -1,5 +1,6 @@
 //! The one integration-test binary: real app, real Postgres and Redis, random ports.
 
+mod admin_cli;
 mod asyncapi;
 mod auth;
 mod bola;
