@@ -5,6 +5,7 @@
 //! that user's WebSocket sessions through the callback it was given (identity imports no
 //! realtime code).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,16 +48,22 @@ pub async fn revoke_sessions(db: &DatabaseConnection, user: Uuid) -> Result<Revo
     })
 }
 
-/// Loads every cutoff that can still refuse an unexpired token.
-pub async fn load(db: &DatabaseConnection, tokens: &TokenService) -> anyhow::Result<()> {
+/// Loads every cutoff that can still refuse an unexpired token; returns them.
+pub async fn load(db: &DatabaseConnection, tokens: &TokenService) -> anyhow::Result<Cutoffs> {
     let window = chrono::Duration::from_std(tokens.access_ttl)? + chrono::Duration::seconds(10);
     let rows = repo::token_cutoffs_since(db, Utc::now() - window).await?;
     tokens.clear_cutoffs();
+    let mut cutoffs = Cutoffs::new();
     for row in rows {
-        tokens.set_cutoff(row.user_id, u64::try_from(row.not_before).unwrap_or(0));
+        let not_before = u64::try_from(row.not_before).unwrap_or(0);
+        tokens.set_cutoff(row.user_id, not_before);
+        cutoffs.insert(row.user_id, not_before);
     }
-    Ok(())
+    Ok(cutoffs)
 }
+
+/// Per user, the latest cutoff (unix seconds).
+pub type Cutoffs = HashMap<Uuid, u64>;
 
 fn parse(payload: &str) -> Option<(Uuid, u64)> {
     let (user, at) = payload.split_once(':')?;
@@ -71,8 +78,11 @@ pub async fn listen(
     revoked: Arc<dyn Fn(Uuid) + Send + Sync>,
     shutdown: CancellationToken,
 ) {
+    // Cutoffs whose sessions this node has closed, kept across reconnects.
+    let mut applied = Cutoffs::new();
     while !shutdown.is_cancelled() {
-        if let Err(err) = listen_once(&db, &tokens, revoked.as_ref(), &shutdown).await {
+        let feed = listen_once(&db, &tokens, revoked.as_ref(), &mut applied, &shutdown);
+        if let Err(err) = feed.await {
             tracing::warn!(error = %err, "session revocation feed interrupted; retrying");
         }
         tokio::select! {
@@ -86,12 +96,13 @@ async fn listen_once(
     db: &DatabaseConnection,
     tokens: &TokenService,
     revoked: &(dyn Fn(Uuid) + Send + Sync),
+    applied: &mut Cutoffs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let pool = db.get_postgres_connection_pool();
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(PG_CHANNEL).await?;
-    load(db, tokens).await?;
+    close_missed(load(db, tokens).await?, applied, revoked);
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -102,11 +113,57 @@ async fn listen_once(
                 if let Some((user, not_before)) = parse(notification.payload()) {
                     tokens.set_cutoff(user, not_before);
                     tracing::info!(user_id = %user, "sessions revoked");
+                    applied.insert(user, not_before);
                     revoked(user);
                 }
             }
             // The connection was lost and re-established: notices may be missing.
-            None => load(db, tokens).await?,
+            None => close_missed(load(db, tokens).await?, applied, revoked),
         }
+    }
+}
+
+/// Closes the sessions of users whose cutoff arrived while no notice could (before the first
+/// LISTEN, e.g. while Postgres refused connections, or during a reconnect): the loaded cutoff
+/// already refuses their tokens, but their open sockets would otherwise stay open.
+fn close_missed(loaded: Cutoffs, applied: &mut Cutoffs, revoked: &(dyn Fn(Uuid) + Send + Sync)) {
+    for (user, not_before) in loaded {
+        if applied.insert(user, not_before) != Some(not_before) {
+            tracing::info!(user_id = %user, "sessions revoked (cutoff loaded)");
+            revoked(user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// The admin_cli suite failed once because a revocation landed before the node's first
+    /// LISTEN (Postgres was full): the cutoff loaded later refused the token, but the socket
+    /// stayed open. Loaded cutoffs not yet applied close their user's sessions, once.
+    #[test]
+    fn cutoffs_that_arrived_without_a_notice_close_sessions_once() {
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let closed = Mutex::new(Vec::new());
+        let revoked = |user: Uuid| closed.lock().unwrap().push(user);
+        let mut applied = Cutoffs::from([(alice, 100)]);
+
+        close_missed(
+            Cutoffs::from([(alice, 100), (bob, 200)]),
+            &mut applied,
+            &revoked,
+        );
+        assert_eq!(*closed.lock().unwrap(), [bob]);
+
+        close_missed(
+            Cutoffs::from([(alice, 300), (bob, 200)]),
+            &mut applied,
+            &revoked,
+        );
+        assert_eq!(*closed.lock().unwrap(), [bob, alice]);
+        assert_eq!(applied, Cutoffs::from([(alice, 300), (bob, 200)]));
     }
 }
