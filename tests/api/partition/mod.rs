@@ -65,6 +65,43 @@ fn database_url_via(name: &str, addr: SocketAddr) -> String {
     format!("{scheme}://{auth}{at}{addr}/{path}")
 }
 
+/// Node A on the host and node B in a network namespace of its own, sharing a fresh database
+/// and a Redis bound where both reach it. Fields drop in order: the nodes before the plumbing.
+struct SplitPair {
+    b: Node,
+    a: Node,
+    /// B cannot see the host's loopback, where the suite's Postgres listens.
+    _postgres: Forwarder,
+    redis: PrivateRedis,
+    database: String,
+    ns: Netns,
+}
+
+impl SplitPair {
+    async fn start() -> Self {
+        let ns = Netns::create();
+        let redis = PrivateRedis::start_on(ns.host_ip).await;
+        let database = fresh_database().await;
+        let postgres = Forwarder::start(ns.host_ip, postgres_addr()).await;
+        let mut settings = base_settings(&database);
+        settings.insert("redis_url".into(), redis.url());
+        let a = Node::start(settings.clone()).await;
+        settings.insert(
+            "database_url".into(),
+            database_url_via(&database, postgres.addr),
+        );
+        let b = Node::start_in_netns(settings, &ns).await;
+        Self {
+            b,
+            a,
+            _postgres: postgres,
+            redis,
+            database,
+            ns,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_cut_off_from_redis_fills_the_gap_by_seq_and_answers_sends() {
     let cut = Duration::from_secs(knob("GUILDHALL_PARTITION_CUT_S", 10));
@@ -75,19 +112,15 @@ async fn node_cut_off_from_redis_fills_the_gap_by_seq_and_answers_sends() {
     /// Long enough after the cut for the node to be back on Redis and show it.
     const AFTER_S: u64 = 8;
 
-    let ns = Netns::create();
-    let redis = PrivateRedis::start_on(ns.host_ip).await;
-    let database = fresh_database().await;
-    // B cannot see the host's loopback, where the suite's Postgres listens.
-    let postgres = Forwarder::start(ns.host_ip, postgres_addr()).await;
-    let mut settings = base_settings(&database);
-    settings.insert("redis_url".into(), redis.url());
-    let node_a = Node::start(settings.clone()).await;
-    settings.insert(
-        "database_url".into(),
-        database_url_via(&database, postgres.addr),
-    );
-    let node_b = Node::start_in_netns(settings, &ns).await;
+    let pair = SplitPair::start().await;
+    let SplitPair {
+        ns,
+        redis,
+        database,
+        a: node_a,
+        b: node_b,
+        ..
+    } = &pair;
 
     let owner = node_a.register("partowner").await;
     let (community, room) = node_a.community_room(&owner).await;
@@ -157,7 +190,7 @@ async fn node_cut_off_from_redis_fills_the_gap_by_seq_and_answers_sends() {
     );
 
     join_all(senders, "senders finish").await;
-    let rows = stored(&database_url(&database), &room).await;
+    let rows = stored(&database_url(database), &room).await;
     assert_stored_exactly_once(&rows, &[a_logs.clone(), vec![b_log.clone()]].concat(), sent);
     wait_heard(&heard, rows.len(), Duration::from_secs(30)).await;
     for task in listeners {
@@ -262,7 +295,6 @@ async fn node_cut_off_from_redis_fills_the_gap_by_seq_and_answers_sends() {
         refused,
         ms(slowest_b),
     );
-    drop(postgres);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,18 +444,15 @@ async fn pubsub_ports(redis: &PrivateRedis, from: std::net::Ipv4Addr) -> Vec<u16
 /// its subscription and reconnects when no answer comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_whose_redis_subscription_goes_silent_resubscribes() {
-    let ns = Netns::create();
-    let redis = PrivateRedis::start_on(ns.host_ip).await;
-    let database = fresh_database().await;
-    let postgres = Forwarder::start(ns.host_ip, postgres_addr()).await;
-    let mut settings = base_settings(&database);
-    settings.insert("redis_url".into(), redis.url());
-    let node_a = Node::start(settings.clone()).await;
-    settings.insert(
-        "database_url".into(),
-        database_url_via(&database, postgres.addr),
-    );
-    let node_b = Node::start_in_netns(settings, &ns).await;
+    let pair = SplitPair::start().await;
+    let SplitPair {
+        ns,
+        redis,
+        database,
+        a: node_a,
+        b: node_b,
+        ..
+    } = &pair;
     let owner = node_a.register("silentowner").await;
     let (community, room) = node_a.community_room(&owner).await;
     let listener = node_b.register("silentlistener").await;
@@ -436,7 +465,7 @@ async fn node_whose_redis_subscription_goes_silent_resubscribes() {
 
     // B's subscriptions (events, policy changes), and only they, lose every packet from now
     // on; their sockets stay open.
-    let ports = pubsub_ports(&redis, ns.inner_ip).await;
+    let ports = pubsub_ports(redis, ns.inner_ip).await;
     assert!(!ports.is_empty(), "B subscribes to Redis");
     for port in &ports {
         ns.blackhole(redis.addr(), *port);
@@ -455,13 +484,13 @@ async fn node_whose_redis_subscription_goes_silent_resubscribes() {
         log.clone(),
     ));
     join_all(vec![sender], "sender finishes").await;
-    let rows = stored(&database_url(&database), &room).await;
+    let rows = stored(&database_url(database), &room).await;
     assert_stored_exactly_once(&rows, std::slice::from_ref(&log), 100);
     wait_heard(&heard, rows.len(), Duration::from_secs(30)).await;
     for task in listeners {
         task.abort();
     }
-    let resubscribed: Vec<u16> = pubsub_ports(&redis, ns.inner_ip)
+    let resubscribed: Vec<u16> = pubsub_ports(redis, ns.inner_ip)
         .await
         .into_iter()
         .filter(|p| !ports.contains(p))
@@ -492,5 +521,4 @@ async fn node_whose_redis_subscription_goes_silent_resubscribes() {
         p50 < Duration::from_millis(100),
         "B not back on Redis: p50 lag {p50:?}"
     );
-    drop(postgres);
 }
