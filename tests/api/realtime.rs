@@ -312,8 +312,19 @@ pub(crate) async fn collect_created(
     n: usize,
     linger: Duration,
 ) -> Vec<Value> {
+    collect_created_within(client, room, n, linger, BOUND).await
+}
+
+/// `collect_created` waiting up to `bound` for the `n` messages.
+async fn collect_created_within(
+    client: &mut WsClient,
+    room: &str,
+    n: usize,
+    linger: Duration,
+    bound: Duration,
+) -> Vec<Value> {
     let mut got = Vec::new();
-    let deadline = Instant::now() + BOUND;
+    let deadline = Instant::now() + bound;
     while got.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
         let Some(frame) = client.next(left).await else {
@@ -777,7 +788,12 @@ async fn a_client_that_never_reads_is_cut_off_without_slowing_the_others() {
 
     let receiving = tokio::spawn({
         let room = room.clone();
-        async move { collect_created(&mut healthy, &room, MESSAGES, Duration::ZERO).await }
+        // Sending 500 frames of 16 KB can itself take 10 s in a busy suite: the bound here is
+        // generous, and the assertion below judges how soon after the last send they arrived.
+        async move {
+            let bound = Duration::from_secs(60);
+            collect_created_within(&mut healthy, &room, MESSAGES, Duration::ZERO, bound).await
+        }
     });
     // The stalled client reads again as soon as it is cut off: it is told why (a client that
     // stays silent past the goodbye's 3 s is dropped untold, tests/api/slow_consumer.rs).
