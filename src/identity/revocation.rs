@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::TokenService;
 use super::repo;
 use crate::error::AppError;
+use crate::shared::retry::pause_after;
 
 pub const PG_CHANNEL: &str = "guildhall_sessions";
 const RETRY: Duration = Duration::from_millis(500);
@@ -81,14 +82,8 @@ pub async fn listen(
     // Cutoffs whose sessions this node has closed, kept across reconnects.
     let mut applied = Cutoffs::new();
     while !shutdown.is_cancelled() {
-        let feed = listen_once(&db, &tokens, revoked.as_ref(), &mut applied, &shutdown);
-        if let Err(err) = feed.await {
-            tracing::warn!(error = %err, "session revocation feed interrupted; retrying");
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            () = tokio::time::sleep(RETRY) => {}
-        }
+        let attempt = listen_once(&db, &tokens, revoked.as_ref(), &mut applied, &shutdown).await;
+        pause_after("session revocation feed", attempt, RETRY, &shutdown).await;
     }
 }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::service::Permissions;
+use crate::shared::retry::pause_after;
 
 pub const PG_CHANNEL: &str = "guildhall_policy";
 const RETRY: Duration = Duration::from_millis(500);
@@ -61,14 +62,8 @@ impl Feed {
                     client, channel, ..
                 } => listen_redis(client, channel, &permissions, &shutdown).await,
             };
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "policy feed interrupted; retrying");
-            }
             permissions.forget_all();
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(RETRY) => {}
-            }
+            pause_after("policy feed", result, RETRY, &shutdown).await;
         }
     }
 }

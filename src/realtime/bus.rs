@@ -14,6 +14,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::shared::retry::pause_after;
+
+/// Pause before the relay subscribes again after its subscription ended.
+const RELAY_RETRY: Duration = Duration::from_millis(250);
 /// Capacity of the node-local fan-out channel; a gateway that falls this far behind resyncs.
 const LOCAL_CAPACITY: usize = 65_536;
 /// Envelopes waiting for Redis; past this (Redis stalled for seconds) new ones are dropped.
@@ -151,13 +155,8 @@ impl Bus {
     /// With Redis: relays other nodes' events into the local channel until `shutdown`.
     pub async fn relay(self, client: redis::Client, channel: String, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            if let Err(err) = self.relay_once(&client, &channel, &shutdown).await {
-                tracing::warn!(error = %err, "event relay interrupted; retrying");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
-            }
+            let attempt = self.relay_once(&client, &channel, &shutdown).await;
+            pause_after("event relay", attempt, RELAY_RETRY, &shutdown).await;
         }
     }
 
