@@ -266,6 +266,7 @@ pub async fn members(
     let rows = repo::members(&state.db, auth.scope().id, after, limit).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
     let users = identity::service::users(&state.db, &ids).await?;
+    let online = state.presence.online_among(&ids).await;
     let items = rows
         .into_iter()
         .filter_map(|row| {
@@ -275,6 +276,7 @@ pub async fn members(
                 username: user.username.clone(),
                 display_name: user.display_name.clone(),
                 joined_at: row.joined_at,
+                online: online.contains(&row.user_id),
             })
         })
         .collect();

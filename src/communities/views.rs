@@ -110,6 +110,8 @@ pub struct MemberView {
     pub username: String,
     pub display_name: String,
     pub joined_at: DateTime<Utc>,
+    /// Has a live session on any node now; `presence` events on `/v1/ws` carry later changes.
+    pub online: bool,
 }
 
 /// One page of a cursor-paged list; the API answers with a named page type per item type

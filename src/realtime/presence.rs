@@ -4,7 +4,7 @@
 //! expiry. `presence` events go to the user's communities (one event per community and change,
 //! delivered to the sessions following that community), never to a per-member list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -156,6 +156,40 @@ impl Presence {
             .invoke_async(&mut conn.clone())
             .await;
         remaining.map_or(true, |n| n == 0)
+    }
+
+    /// Which of `users` are online now, on any node (member lists show it; `presence` events
+    /// carry the changes after that). Without Redis this node's sessions are all there is.
+    pub async fn online_among(&self, users: &[Uuid]) -> HashSet<Uuid> {
+        let Some((conn, prefix)) = &self.redis else {
+            let local = self.local.lock().expect("presence lock");
+            return users
+                .iter()
+                .copied()
+                .filter(|u| local.contains_key(u))
+                .collect();
+        };
+        let mut pipe = redis::pipe();
+        let now = now_ms();
+        for user in users {
+            pipe.cmd("ZCOUNT")
+                .arg(Self::user_key(prefix, *user))
+                .arg(now)
+                .arg("+inf");
+        }
+        let counts: Vec<i64> = match pipe.query_async(&mut conn.clone()).await {
+            Ok(counts) => counts,
+            Err(err) => {
+                tracing::warn!(error = %err, "presence lookup failed; listing everyone offline");
+                return HashSet::new();
+            }
+        };
+        users
+            .iter()
+            .zip(counts)
+            .filter(|(_, live)| *live > 0)
+            .map(|(user, _)| *user)
+            .collect()
     }
 
     fn expiry_ms(&self) -> u64 {
