@@ -416,6 +416,15 @@ ensure_cargo_install() {
   cargo install --locked "$crate" "$@"
 }
 
+# ensure_node [MAJOR]: Node.js and npm (Debian's, when missing), at least MAJOR (default 20).
+ensure_node() {
+  local want="${1:-20}" major
+  have node && have npm || ensure_apt_packages nodejs npm
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  ((major >= want)) || die "node: $(node --version) found, Node $want or later is needed"
+  log "==> node: $(node --version)"
+}
+
 # --------------------------------------------------------------------------
 # 8. docker-compose
 # --------------------------------------------------------------------------
@@ -486,22 +495,27 @@ _gh_spawn() {
 #   MODE=test   random ports, stopped when the script exits
 #   MODE=up     GH_S3_PORT (9311) and GH_LAMBDA_PORT (9310), reused if already listening,
 #               left running with the server
-# Exports GH_S3_ENDPOINT, GH_LAMBDA_ENDPOINT, GH_MEDIA_CALLBACK_SECRET (must be set before),
-# and the AWS credentials both sides use.
+#   GH_S3_PUBLIC_PORT (9312) in up mode: browsers reach S3 there (scripts/s3_cors.mjs)
+# Exports GH_S3_ENDPOINT, GH_S3_PUBLIC_ENDPOINT (the same S3 with CORS, for presigned URLs that
+# browsers use), GH_LAMBDA_ENDPOINT, GH_MEDIA_CALLBACK_SECRET (must be set before), and the AWS
+# credentials both sides use.
 start_local_media() {
-  local mode="$1" data="$2" s3_port lambda_port
+  local mode="$1" data="$2" s3_port lambda_port public_port
   [[ -n "${GH_MEDIA_CALLBACK_SECRET:-}" ]] || die "media: GH_MEDIA_CALLBACK_SECRET is not set"
   ensure_s3s_fs
   ensure_cargo_lambda
+  ensure_node
   mkdir -p "$data"
   if [[ "$mode" == test ]]; then
-    s3_port="$(free_port)" lambda_port="$(free_port)"
+    s3_port="$(free_port)" lambda_port="$(free_port)" public_port="$(free_port)"
   else
     s3_port="${GH_S3_PORT:-9311}" lambda_port="${GH_LAMBDA_PORT:-9310}"
+    public_port="${GH_S3_PUBLIC_PORT:-9312}"
   fi
   export AWS_ACCESS_KEY_ID="$GH_MEDIA_KEY" AWS_SECRET_ACCESS_KEY="$GH_MEDIA_SECRET_KEY"
   export AWS_REGION="${AWS_REGION:-us-east-1}"
   export GH_S3_ENDPOINT="http://127.0.0.1:$s3_port" GH_LAMBDA_ENDPOINT="http://127.0.0.1:$lambda_port"
+  export GH_S3_PUBLIC_ENDPOINT="http://127.0.0.1:$public_port"
 
   if port_open 127.0.0.1 "$s3_port"; then
     log "==> s3s-fs: something already listens on $s3_port, using it"
@@ -512,6 +526,16 @@ start_local_media() {
     [[ "$mode" == test ]] && GH_CLEANUP+=("kill -- -$pid 2>/dev/null")
     wait_until 20 s3s-fs port_open 127.0.0.1 "$s3_port"
     log "==> s3s-fs: serving $data on $GH_S3_ENDPOINT (log $data.s3s-fs.log)"
+  fi
+
+  if port_open 127.0.0.1 "$public_port"; then
+    log "==> s3 cors: something already listens on $public_port, using it"
+  else
+    local pid
+    pid="$(_gh_spawn "$data.cors.log" node "$GH_ROOT/scripts/s3_cors.mjs" "$public_port" "$s3_port")"
+    [[ "$mode" == test ]] && GH_CLEANUP+=("kill -- -$pid 2>/dev/null")
+    wait_until 20 "s3 cors" port_open 127.0.0.1 "$public_port"
+    log "==> s3 cors: browsers reach S3 on $GH_S3_PUBLIC_ENDPOINT (log $data.cors.log)"
   fi
 
   if port_open 127.0.0.1 "$lambda_port"; then

@@ -246,6 +246,11 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = openapi::api_router().split_for_parts();
     let asyncapi = axum::body::Bytes::from(crate::asyncapi::yaml_for(&spec));
     let x_request_id = HeaderName::from_static("x-request-id");
+    let api = if config.web_app {
+        api.merge(crate::webapp::router(config.media.storage.as_ref()))
+    } else {
+        api
+    };
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .route(
             "/asyncapi.yaml",

@@ -1,4 +1,5 @@
-//! Command line: `serve`, `migrate up|down|status`, `openapi`, `asyncapi`, `demo-seed`, `admin ...`.
+//! Command line: `serve`, `migrate up|down|status`, `openapi`, `asyncapi`, `config-reference`,
+//! `demo-seed`, `admin ...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Openapi,
     /// Print the AsyncAPI document of the WebSocket protocol (YAML).
     Asyncapi,
+    /// Print every setting with its default and meaning (the README's Markdown table).
+    ConfigReference,
     /// Create demo users and data, printing their credentials; safe to run again.
     DemoSeed,
     /// Operator tasks: create users, make owners, revoke sessions, export a community.
@@ -66,6 +69,10 @@ pub async fn run() -> ExitCode {
         print!("{}", asyncapi::spec_yaml());
         return ExitCode::SUCCESS;
     }
+    if matches!(cli.command, Command::ConfigReference) {
+        print!("{}", crate::config::reference_table());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -89,7 +96,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(action, &config).await,
         Command::DemoSeed => demo::seed(config).await,
         Command::Admin { action } => admin::run(action, config).await,
-        Command::Openapi | Command::Asyncapi => {
+        Command::Openapi | Command::Asyncapi | Command::ConfigReference => {
             unreachable!("handled before configuration is read")
         }
     }

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::ratelimit::Rate;
 
+mod settings;
+pub use settings::{SETTINGS, Setting, reference_table};
+
 /// A value that never prints itself (Debug and Display are redacted).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -100,6 +103,8 @@ pub struct Config {
     /// How long before an occurrence `event.starting` goes to those who said going.
     pub event_reminder: Duration,
     pub media: MediaConfig,
+    /// Serve the reference web client at `/app`.
+    pub web_app: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,7 +151,8 @@ pub struct MessagingConfig {
     pub writers: usize,
     /// Queued sends per writer before `unavailable` + retry_after.
     pub queue: usize,
-    /// Allowed `Origin`s of browser WebSocket clients; empty = any (non-browser clients send none).
+    /// Browser `Origin`s allowed on the WebSocket besides the server's own (`*` = any);
+    /// non-browser clients send none and pass.
     pub ws_origins: Vec<String>,
     pub ws_max_frame_bytes: usize,
     /// Frames queued per connection before it counts as a slow consumer and is cut off.
@@ -163,64 +169,6 @@ pub struct ConfigError {
     pub setting: String,
     pub problem: String,
 }
-
-const KEYS: &[&str] = &[
-    "bind",
-    "database_url",
-    "database_max_connections",
-    "database_acquire_timeout_s",
-    "redis_url",
-    "redis_prefix",
-    "jwt_secret",
-    "jwt_kid",
-    "jwt_previous_secrets",
-    "jwt_issuer",
-    "jwt_audience",
-    "access_token_ttl_s",
-    "refresh_token_ttl_s",
-    "log",
-    "log_format",
-    "auto_migrate",
-    "rate_limits",
-    "rate_limit_auth_per_ip_per_min",
-    "rate_limit_auth_per_username_per_min",
-    "rate_limit_messages_per_min",
-    "rate_limit_messages_burst",
-    "rate_limit_typing_per_min",
-    "rate_limit_typing_burst",
-    "rate_limit_uploads_per_min",
-    "rate_limit_uploads_burst",
-    "cors_origins",
-    "request_timeout_s",
-    "header_read_timeout_s",
-    "body_limit_bytes",
-    "trust_forwarded_for",
-    "max_group_depth",
-    "message_max_chars",
-    "message_writers",
-    "message_queue",
-    "ws_origins",
-    "ws_max_frame_bytes",
-    "ws_outbox",
-    "ws_heartbeat_s",
-    "resume_max_messages",
-    "ballot_secret",
-    "event_reminder_s",
-    "s3_endpoint",
-    "s3_public_endpoint",
-    "s3_bucket",
-    "s3_region",
-    "lambda_endpoint",
-    "lambda_function",
-    "media_callback_secret",
-    "media_callback_url",
-    "media_allowed_types",
-    "media_max_bytes",
-    "media_upload_url_ttl_s",
-    "media_download_url_ttl_s",
-    "media_abandon_after_s",
-    "media_sweep_interval_s",
-];
 
 /// The default allow-list: common images, PDF, plain text, zip.
 pub const DEFAULT_MEDIA_TYPES: &str =
@@ -287,7 +235,7 @@ impl Config {
 
     /// Builds from `key -> value` pairs (keys as in the TOML file); used by tests and `load`.
     pub fn from_raw(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        if let Some(unknown) = raw.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        if let Some(unknown) = raw.keys().find(|k| !settings::is_known(k)) {
             return Err(error(unknown, "unknown setting"));
         }
         let get = |key: &str| raw.get(key).map(String::as_str).filter(|v| !v.is_empty());
@@ -406,6 +354,7 @@ impl Config {
                 _ => return Err(error("max_group_depth", "must be 1-16")),
             },
             media: media(&get)?,
+            web_app: flag(get("web_app"), "web_app", false)?,
         })
     }
 }
@@ -548,7 +497,7 @@ pub fn overlay_env(
             continue;
         };
         let key = key.to_ascii_lowercase();
-        if KEYS.contains(&key.as_str()) {
+        if settings::is_known(&key) {
             raw.insert(key, value);
         }
     }
@@ -669,6 +618,39 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+    }
+
+    /// The reference's defaults, set explicitly, configure exactly what leaving them unset
+    /// does (media on in both, so its defaults count too).
+    #[test]
+    fn documented_defaults_are_the_built_in_ones() {
+        let mut unset = base();
+        unset.insert("s3_endpoint".into(), "http://127.0.0.1:9000".into());
+        unset.insert("media_callback_secret".into(), "m".repeat(32));
+        let mut explicit = unset.clone();
+        for setting in SETTINGS.iter().filter(|s| !s.default.is_empty()) {
+            explicit.insert(setting.key.into(), setting.default.into());
+        }
+        let built_in = format!("{:?}", Config::from_raw(&unset).unwrap());
+        let documented = format!("{:?}", Config::from_raw(&explicit).unwrap());
+        assert_eq!(documented, built_in);
+    }
+
+    #[test]
+    fn the_readme_reference_is_the_generated_table() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let (start, end) = (
+            "<!-- config-reference:start -->\n",
+            "<!-- config-reference:end -->",
+        );
+        let from = readme.find(start).expect("the README marks its reference") + start.len();
+        let to = readme[from..].find(end).expect("the reference ends") + from;
+        assert_eq!(
+            &readme[from..to],
+            reference_table(),
+            "README.md is stale: replace its table with `guildhall config-reference`"
+        );
     }
 
     #[test]

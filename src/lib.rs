@@ -28,6 +28,7 @@ pub mod serve;
 pub mod shared;
 pub mod state;
 pub mod telemetry;
+pub mod webapp;
 pub mod yaml;
 
 pub use app::App;

@@ -33,4 +33,5 @@ mod shutdown;
 mod slow_consumer;
 mod subscriptions;
 mod surveys;
+mod webapp;
 mod ws;
