@@ -13,6 +13,7 @@ use crate::state::AppState;
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
 /// `/app/` and its assets; `/app` redirects so relative paths resolve the same way.
 pub fn router(storage: Option<&MediaStorage>) -> Router<AppState> {
@@ -37,6 +38,10 @@ pub fn router(storage: Option<&MediaStorage>) -> Router<AppState> {
         .route(
             "/app/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route(
+            "/app/favicon.svg",
+            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
         )
 }
 

@@ -62,7 +62,7 @@ async function openPage(browser, problems, label) {
   const allowed = new Set([new URL(BASE).host, ...(process.env.GUILDHALL_E2E_S3_HOSTS ?? "").split(",").filter(Boolean)]);
   page.on("pageerror", (error) => problems.push(`${label}: page error: ${error.message}`));
   page.on("console", (message) => {
-    if (message.type() === "error" && !/Failed to load resource.*404/.test(message.text())) {
+    if (message.type() === "error") {
       problems.push(`${label}: console error: ${message.text()}`);
     }
   });
